@@ -1,0 +1,1 @@
+"""Write, read and verify a version's manifest, SHA256SUMS and dataset card."""

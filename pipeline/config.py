@@ -1,0 +1,111 @@
+"""The run configuration: typed, frozen, loaded from a TOML file, hashed into the manifest.
+
+Every field that can change the output is part of ``Config.digest()``; ``execution`` settings
+(threads) change only speed and are recorded but not hashed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+
+@dataclass(frozen=True)
+class WalkConfig:
+    """Which branch of each snapshot is walked when it has no ``HEAD``."""
+
+    default_branches: tuple[str, ...] = ("refs/heads/main", "refs/heads/master")
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """Files over ``max_file_bytes`` (The Stack v2: 10 MiB) are not fetched (ledger: too_large)."""
+
+    max_file_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """A NUL byte within the first ``binary_probe_bytes`` marks a file binary."""
+
+    binary_probe_bytes: int = 8192
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Shard layout: content bytes per input partition, row-group size, zstd level."""
+
+    partition_bytes: int = 256 * 1024 * 1024
+    row_group_bytes: int = 128 * 1024 * 1024
+    zstd_level: int = 3
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """Speed only, never the output: not part of the config hash."""
+
+    fetch_threads: int = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of a run."""
+
+    walk: WalkConfig = field(default_factory=WalkConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain JSON-able data."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def digest(self) -> str:
+        """SHA-256 of the canonical JSON of every setting that can change the output."""
+        hashed = {k: v for k, v in self.to_dict().items() if k != "execution"}
+        return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()
+
+
+def load_config(path: Path | None) -> Config:
+    """The defaults, overridden by the TOML file at ``path``; one clear error on any bad key or value."""
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as e:
+        raise PipelineError(f"{path}: config file does not exist") from e
+    except tomllib.TOMLDecodeError as e:
+        raise PipelineError(f"{path}: not valid TOML ({e})") from e
+    sections: dict[str, Any] = {}
+    for section_field in dataclasses.fields(Config):
+        values = data.pop(section_field.name, {})
+        sections[section_field.name] = _section(path, section_field.name, section_field.default_factory(), values)
+    if data:
+        raise PipelineError(f"{path}: unknown config section(s) {', '.join(sorted(data))}")
+    return Config(**sections)
+
+
+def _section(path: Path, name: str, default: Any, values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in dataclasses.fields(default)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise PipelineError(f"{path}: [{name}] has unknown key(s) {', '.join(unknown)}")
+    converted = {}
+    for key, value in values.items():
+        expected = getattr(default, key)
+        if isinstance(expected, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise PipelineError(f"{path}: [{name}] {key} must be a list of strings")
+            value = tuple(value)
+        elif isinstance(expected, int) and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise PipelineError(f"{path}: [{name}] {key} must be a positive integer, got {value!r}")
+        converted[key] = value
+    return dataclasses.replace(default, **converted)

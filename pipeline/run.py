@@ -1,0 +1,185 @@
+"""Building a version: checks, the graph, then the manifest as the commit marker.
+
+The version is assembled in a hidden staging folder next to it and renamed into place only when
+the shards, the card, SHA256SUMS and the manifest are all written: a crash never leaves a folder
+that looks like a finished version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from manifests.card import dataset_card
+from manifests.manifest import FORMAT, MANIFEST, read_manifest, write_manifest, write_sums
+from pipeline import __version__
+from pipeline.config import Config
+from pipeline.content_store import ContentStore
+from pipeline.errors import PipelineError
+from pipeline.orc import Export
+from pipeline.writer import sha256_file
+from stages.base import Reason, Stage
+from stages.decode import Decode
+from stages.fetch import Fetch
+
+_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
+_PACKAGES = ("pyarrow", "pandas", "dask", "distributed", "fsspec", "charset-normalizer", "xxhash", "swh.model")
+_REASONS = {r.value for r in Reason}
+BUNDLED_EXPORT = Path(__file__).resolve().parent.parent / "examples" / "sample-export"
+
+
+def version_dir(output: Path, version: str) -> Path:
+    """The folder of ``version`` under ``output`` (``dataset/v2.1``)."""
+    if not _VERSION.match(version):
+        raise PipelineError(f"--version {version!r}: use letters, digits, '.', '_' or '-' (e.g. 2.1)")
+    return output / f"v{version}"
+
+
+def software_versions() -> dict[str, str]:
+    """The versions of everything that can change the output."""
+    versions = {"pipeline": __version__, "python": platform.python_version()}
+    for name in _PACKAGES:
+        versions[name] = metadata.version(name)
+    return versions
+
+
+def build_stages(store_url: str, config: Config) -> list[Stage]:
+    """The stages, in the order of the flow."""
+    return [
+        Fetch(store_url, max_bytes=config.fetch.max_file_bytes, threads=config.execution.fetch_threads),
+        Decode(probe_bytes=config.decode.binary_probe_bytes),
+    ]
+
+
+def run_version(
+    version: str,
+    input_url: str,
+    store_url: str | None,
+    output: Path,
+    config: Config,
+    workers: int | None,
+    scheduler: str | None,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+) -> Path:
+    """Build ``version`` of the dataset from the export at ``input_url``; returns its folder.
+
+    Raises PipelineError for bad input, an existing version with a different input, config or
+    software, or an output folder that cannot be written.
+    """
+    target = version_dir(output, version)
+    export = Export(input_url)
+    export.check()
+    store_url = store_url or f"{export.url}/content_store"
+    ContentStore(store_url).check()
+    identity = {
+        "input": {"export": input_url, "content_store": store_url, "fingerprint": export.fingerprint()},
+        "config_sha256": config.digest(),
+        "software": software_versions(),
+    }
+    if _up_to_date(target, identity, log):
+        return target
+    staging = output / f".v{version}.partial"
+    try:
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+    except OSError as e:
+        raise PipelineError(f"{output}: cannot write the output folder ({e.strerror})") from e
+
+    from pipeline.graph import build, dask_client  # dask is imported only when a build runs
+
+    stages = build_stages(store_url, config)
+    with dask_client(workers, scheduler) as client:
+        walk_report, reports = build(export, stages, staging, config, client, log)
+    manifest = assemble_manifest(version, identity, config, stages, walk_report, reports)
+    (staging / "README.md").write_text(dataset_card(manifest))
+    readme = staging / "README.md"
+    manifest["files"] = [{"path": "README.md", "bytes": readme.stat().st_size, "sha256": sha256_file(readme)}]
+    write_sums(staging, manifest["shards"] + manifest["files"])
+    write_manifest(staging, manifest)
+    staging.rename(target)
+    log(f"wrote {target} ({manifest['totals']['files_kept']} files kept, "
+        f"{manifest['totals']['files_dropped']} dropped)")
+    return target
+
+
+def _up_to_date(target: Path, identity: dict[str, Any], log: Callable[[str], None]) -> bool:
+    """True if ``target`` already holds this exact build; an error if it holds a different one."""
+    if not target.exists():
+        return False
+    if not (target / MANIFEST).exists():
+        raise PipelineError(f"{target}: exists but has no manifest (not built by this tool); remove it first")
+    existing = read_manifest(target)
+    differences = [
+        what
+        for what, key in (("input", "input"), ("config", "config_sha256"), ("software", "software"))
+        if existing.get(key) != identity[key]
+    ]
+    if differences:
+        raise PipelineError(
+            f"{target}: version {existing['version']} already exists with a different "
+            f"{' and '.join(differences)}; build a new --version"
+        )
+    log(f"{target}: up to date (same input, config and software)")
+    return True
+
+
+def assemble_manifest(
+    version: str,
+    identity: dict[str, Any],
+    config: Config,
+    stages: list[Stage],
+    walk_report: dict[str, Any],
+    reports: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The manifest from the reports of every partition; checks files in = kept + dropped."""
+    stage_entries = []
+    for stage in stages:
+        totals: dict[str, int] = {}
+        for report in reports:
+            for key, value in report["stages"].get(stage.name, {}).items():
+                totals[key] = totals.get(key, 0) + value
+        reasons = {k: v for k, v in totals.items() if k in _REASONS}
+        extra = {k: v for k, v in totals.items() if k not in reasons and k not in ("in", "kept")}
+        stage_entries.append(
+            {"name": stage.name, "in": totals.get("in", 0), "kept": totals.get("kept", 0),
+             "dropped": dict(sorted(reasons.items())), "counters": dict(sorted(extra.items()))}
+        )
+    languages: dict[str, dict[str, int]] = {}
+    for report in reports:
+        for language, stats in report["languages"].items():
+            entry = languages.setdefault(language, {"files": 0, "bytes": 0})
+            entry["files"] += stats["files"]
+            entry["bytes"] += stats["bytes"]
+    shards = sorted((s for r in reports for s in r["shards"]), key=lambda s: s["path"])
+    files_in = walk_report["files"]
+    kept = sum(r["rows_kept"] for r in reports)
+    dropped = sum(r["rows_dropped"] for r in reports)
+    if files_in != kept + dropped or files_in != sum(r["rows_in"] for r in reports):
+        raise RuntimeError(f"bug: {files_in} files walked but {kept} kept + {dropped} dropped")
+    return {
+        "format": FORMAT,
+        "version": version,
+        "parent": None,
+        "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        **identity,
+        "config": config.to_dict(),
+        "walk": walk_report,
+        "stages": stage_entries,
+        "languages": dict(sorted(languages.items())),
+        "shards": shards,
+        "totals": {
+            "files_in": files_in,
+            "files_kept": kept,
+            "files_dropped": dropped,
+            "content_bytes": sum(v["bytes"] for v in languages.values()),
+            "shard_bytes": sum(s["bytes"] for s in shards),
+        },
+    }

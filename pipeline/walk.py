@@ -1,0 +1,284 @@
+"""The walk of a Software Heritage export, as pure functions over pyarrow tables.
+
+origin → latest full visit → snapshot → HEAD (or a default branch) → release → revision → root
+directory → directory entries, level by level → files. The graph module runs these per partition
+between its joins; nothing here holds a whole table of the export.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas import TIMESTAMP, WALK_SCHEMA
+
+#: Why an origin yields no files: recorded per origin in the manifest (origins are not files).
+ORIGIN_PROBLEMS = (
+    "no_full_visit",
+    "empty_snapshot",
+    "no_head",
+    "dangling_branch",
+    "unsupported_target",
+    "release_missing",
+    "revision_missing",
+)
+
+VISITS_SCHEMA = pa.schema(
+    [
+        pa.field("origin", pa.string()),
+        pa.field("visit", pa.int64()),
+        pa.field("status_date", TIMESTAMP),
+        pa.field("snapshot", pa.string()),
+    ]
+)
+
+HEADS_SCHEMA = pa.schema(
+    [
+        pa.field("origin", pa.string()),
+        pa.field("snapshot", pa.string()),
+        pa.field("branch_name", pa.string()),
+        pa.field("target", pa.string()),
+        pa.field("target_type", pa.string()),
+        pa.field("problem", pa.string()),
+    ]
+)
+
+LEVEL_SCHEMA = pa.schema(
+    [
+        pa.field("origin", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("target", pa.string()),
+        pa.field("path", pa.binary()),
+    ]
+)
+
+_MAX_ALIAS_DEPTH = 8
+
+
+def latest_full_visits(status: pa.Table) -> pa.Table:
+    """Per origin, the latest visit whose status is ``full`` and that has a snapshot.
+
+    ``status`` has the origin_visit_status columns origin, visit, date, status, snapshot; all rows
+    of one origin must be in the same table (the graph shuffles on origin first).
+    """
+    full = status.filter(pc.and_(pc.equal(status["status"], "full"), pc.is_valid(status["snapshot"])))
+    full = full.sort_by([("origin", "ascending"), ("visit", "ascending"), ("date", "ascending")])
+    origins = full["origin"].to_pylist()
+    last = [i for i in range(len(origins)) if i + 1 == len(origins) or origins[i + 1] != origins[i]]
+    picked = full.take(pa.array(last, pa.int64()))
+    return pa.table(
+        {
+            "origin": picked["origin"],
+            "visit": picked["visit"],
+            "status_date": picked["date"],
+            "snapshot": picked["snapshot"],
+        },
+        schema=VISITS_SCHEMA,
+    )
+
+
+def choose_heads(branches: pa.Table, default_branches: Sequence[str]) -> pa.Table:
+    """Per origin, the branch whose tree is walked.
+
+    ``branches``: one row per (origin, snapshot, branch) with columns origin, snapshot, name (bytes),
+    target, target_type; a snapshot with no branch appears once with a null name. ``HEAD`` is
+    followed when present (an alias's target is the hex of the branch name it points to), else the
+    first of ``default_branches`` that exists. Origins that cannot be walked get a ``problem``.
+    """
+    rows: dict[str, dict[str, object]] = {}
+    by_origin: dict[str, list[int]] = {}
+    origins = branches["origin"].to_pylist()
+    for i, origin in enumerate(origins):
+        by_origin.setdefault(origin, []).append(i)
+    names = branches["name"].to_pylist()
+    targets = branches["target"].to_pylist()
+    types = branches["target_type"].to_pylist()
+    snapshots = branches["snapshot"].to_pylist()
+    for origin in sorted(by_origin):
+        idx = by_origin[origin]
+        table = {names[i]: (targets[i], types[i]) for i in idx if names[i] is not None}
+        row: dict[str, object] = {
+            "origin": origin,
+            "snapshot": snapshots[idx[0]],
+            "branch_name": None,
+            "target": None,
+            "target_type": None,
+            "problem": None,
+        }
+        if not table:
+            row["problem"] = "empty_snapshot"
+        else:
+            name, problem = _resolve_head(table, default_branches)
+            if name is None:
+                row["problem"] = problem
+            else:
+                target, target_type = table[name]
+                row.update(branch_name=_decode(name), target=target, target_type=target_type)
+                if target_type not in ("revision", "release"):
+                    row["problem"] = "unsupported_target"
+        rows[origin] = row
+    ordered = [rows[o] for o in sorted(rows)]
+    return pa.Table.from_pylist(ordered, schema=HEADS_SCHEMA)
+
+
+def _resolve_head(
+    table: dict[bytes, tuple[str | None, str | None]], default_branches: Sequence[str]
+) -> tuple[bytes | None, str]:
+    """The name of the branch to walk, following aliases, or None and the problem."""
+    candidates: list[bytes] = [b"HEAD", *(b.encode() for b in default_branches)]
+    problem = "no_head"
+    for name in candidates:
+        seen = 0
+        while name in table and table[name][1] == "alias" and seen < _MAX_ALIAS_DEPTH:
+            target = table[name][0]
+            name = bytes.fromhex(target) if target else b""
+            seen += 1
+        if name in table and table[name][1] != "alias" and table[name][0] is not None:
+            return name, ""
+        if seen:
+            problem = "dangling_branch"
+    return None, problem
+
+
+def expand_level(frontier_entries: pa.Table) -> pa.Table:
+    """One level of the tree walk.
+
+    ``frontier_entries``: the frontier (origin, prefix) joined with its directories' entries
+    (name, type, target). Returns one row per entry with its full path (``prefix/name``).
+    """
+    path = pc.binary_join_element_wise(
+        frontier_entries["prefix"], frontier_entries["name"], pa.scalar(b"/", pa.binary())
+    )
+    return pa.table(
+        {
+            "origin": frontier_entries["origin"],
+            "type": frontier_entries["type"],
+            "target": frontier_entries["target"],
+            "path": path,
+        },
+        schema=LEVEL_SCHEMA,
+    )
+
+
+def file_rows(files: pa.Table) -> pa.Table:
+    """Files joined with content, skipped_content and provenance, as WALK_SCHEMA rows.
+
+    Paths are bytes in the archive; a path that is not UTF-8 is decoded with backslash escapes
+    (``\\xff``) and flagged ``path_is_utf8 = false``, so nothing is lost and nothing is guessed.
+    """
+    decoded = [_decode(p) for p in files["path"].to_pylist()]
+    utf8 = [_is_utf8(p) for p in files["path"].to_pylist()]
+    in_content = pc.is_valid(files["sha1"])
+    in_skipped = pc.is_valid(files["skipped_status"])
+    status = pc.if_else(in_content, files["status"], pc.if_else(in_skipped, "absent", None))
+    blob_id = pc.if_else(in_content, files["sha1"], files["skipped_sha1"])
+    length = pc.if_else(in_content, files["length"], files["skipped_length"])
+    columns = {
+        "content_id": files["target"],
+        "blob_id": blob_id,
+        "origin_url": files["origin"],
+        "repo_name": pa.array([repo_name(u) for u in files["origin"].to_pylist()], pa.string()),
+        "snapshot_id": files["snapshot"],
+        "revision_id": files["revision_id"],
+        "directory_id": files["directory_id"],
+        "branch_name": files["branch_name"],
+        "visit_date": files["visit_date"],
+        "revision_date": files["revision_date"],
+        "committer_date": files["committer_date"],
+        "path": pa.array(decoded, pa.string()),
+        "path_is_utf8": pa.array(utf8, pa.bool_()),
+        "length": length,
+        "status": status,
+        "skip_reason": files["skipped_reason"],
+    }
+    return pa.table({f.name: columns[f.name] for f in WALK_SCHEMA}, schema=WALK_SCHEMA)
+
+
+_FORGES = re.compile(r"^(github\.com|gitlab\.com|bitbucket\.org|codeberg\.org|git\.sr\.ht)$")
+
+
+def repo_name(url: str) -> str:
+    """``owner/name`` for forge URLs, else the URL without its scheme."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    if path.endswith(".git"):
+        path = path[:-4]
+    if _FORGES.match(parts.netloc.lower()) and path.count("/") >= 1:
+        return "/".join(path.split("/")[:2])
+    return (parts.netloc + "/" + path).strip("/") if parts.netloc else url.split("://", 1)[-1]
+
+
+def _decode(name: bytes) -> str:
+    return name.decode("utf-8", errors="backslashreplace")
+
+
+def _is_utf8(name: bytes) -> bool:
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+FRONTIER_SCHEMA = pa.schema(
+    [pa.field("origin", pa.string()), pa.field("dir", pa.string()), pa.field("prefix", pa.binary())]
+)
+
+
+def root_frontier(roots: pa.Table) -> pa.Table:
+    """The walk's first frontier: each origin's root directory, with an empty path prefix."""
+    return pa.table(
+        {
+            "origin": roots["origin"],
+            "dir": roots["directory_id"],
+            "prefix": pa.array([b""] * roots.num_rows, pa.binary()),
+        },
+        schema=FRONTIER_SCHEMA,
+    )
+
+
+def next_frontier(level: pa.Table) -> pa.Table:
+    """The subdirectories found at one level, as the next frontier."""
+    dirs = level.filter(pc.equal(level["type"], "dir"))
+    return pa.table(
+        {"origin": dirs["origin"], "dir": dirs["target"], "prefix": dirs["path"]}, schema=FRONTIER_SCHEMA
+    )
+
+
+def resolve_revisions(heads: pa.Table) -> pa.Table:
+    """Heads joined with the release table (``release_target``, ``release_target_type``): the revision.
+
+    A branch on a release walks the release's target revision; a release of anything else, or
+    a release missing from the export, is an origin problem.
+    """
+    is_release = pc.equal(heads["target_type"], "release")
+    rel_ok = pc.equal(heads["release_target_type"], "revision")
+    revision = pc.if_else(is_release, pc.if_else(rel_ok, heads["release_target"], None), heads["target"])
+    problem = heads["problem"]
+    missing = pc.and_(is_release, pc.invert(pc.is_valid(heads["release_target_type"])))
+    not_rev = pc.and_(is_release, pc.and_(pc.is_valid(heads["release_target_type"]), pc.invert(rel_ok)))
+    problem = pc.if_else(pc.and_(pc.is_null(problem), missing), "release_missing", problem)
+    problem = pc.if_else(pc.and_(pc.is_null(problem), not_rev), "unsupported_target", problem)
+    return pa.table(
+        {
+            "origin": heads["origin"],
+            "snapshot": heads["snapshot"],
+            "branch_name": heads["branch_name"],
+            "revision_id": revision,
+            "problem": problem,
+        }
+    )
+
+
+def check_revisions(roots: pa.Table) -> pa.Table:
+    """Origins whose revision is not in the export get the ``revision_missing`` problem."""
+    missing = pc.and_(pc.is_null(roots["problem"]), pc.is_null(roots["directory_id"]))
+    return roots.set_column(
+        roots.schema.get_field_index("problem"),
+        "problem",
+        pc.if_else(missing, "revision_missing", roots["problem"]),
+    )

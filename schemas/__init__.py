@@ -1,0 +1,80 @@
+"""Arrow schemas of the walk output, the dataset rows and the ledger.
+
+Column names follow The Stack v2 wherever it has one, so its users can switch. Columns of stages that
+are not built yet are absent (not filled with placeholders); each stage adds its own.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pyarrow as pa
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+#: Repository-level provenance carried by every file row (what the walk found for its origin).
+PROVENANCE_FIELDS: list[pa.Field] = [
+    pa.field("origin_url", pa.string(), nullable=False),
+    pa.field("repo_name", pa.string(), nullable=False),
+    pa.field("snapshot_id", pa.string(), nullable=False),
+    pa.field("revision_id", pa.string(), nullable=False),
+    pa.field("directory_id", pa.string(), nullable=False),
+    pa.field("branch_name", pa.string(), nullable=False),
+    pa.field("visit_date", TIMESTAMP),
+    pa.field("revision_date", TIMESTAMP),
+    pa.field("committer_date", TIMESTAMP),
+]
+
+#: One row per file reached by the walk, before its bytes are fetched.
+#: ``status`` is the content table's status ("visible", "hidden", ...), "absent" for a
+#: skipped_content row, and null when the export has no row for the file's sha1_git at all.
+WALK_SCHEMA = pa.schema(
+    [
+        pa.field("content_id", pa.string(), nullable=False),
+        pa.field("blob_id", pa.string()),
+        *PROVENANCE_FIELDS,
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("path_is_utf8", pa.bool_(), nullable=False),
+        pa.field("length", pa.int64()),
+        pa.field("status", pa.string()),
+        pa.field("skip_reason", pa.string()),
+    ]
+)
+
+#: One row per file in the dataset shards.
+ROW_SCHEMA = pa.schema(
+    [
+        pa.field("blob_id", pa.string(), nullable=False),
+        pa.field("content_id", pa.string(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),
+        *PROVENANCE_FIELDS,
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("path_is_utf8", pa.bool_(), nullable=False),
+        pa.field("extension", pa.string(), nullable=False),
+        pa.field("length_bytes", pa.int64(), nullable=False),
+        pa.field("src_encoding", pa.string(), nullable=False),
+        pa.field("content", pa.large_string(), nullable=False),
+    ]
+)
+
+#: One row per file that did not make it into the shards. Never content, never a secret.
+LEDGER_SCHEMA = pa.schema(
+    [
+        pa.field("blob_id", pa.string()),
+        pa.field("content_id", pa.string(), nullable=False),
+        pa.field("origin_url", pa.string(), nullable=False),
+        pa.field("snapshot_id", pa.string(), nullable=False),
+        pa.field("revision_id", pa.string(), nullable=False),
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("length_bytes", pa.int64()),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+    ]
+)
+
+
+def manifest_json_schema() -> dict:
+    """The JSON Schema that every ``manifest.json`` validates against."""
+    return json.loads(resources.files(__name__).joinpath("manifest.schema.json").read_text())

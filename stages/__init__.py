@@ -1,0 +1,1 @@
+"""Stages: pure functions over pyarrow tables. No module here imports dask."""

@@ -1,0 +1,102 @@
+"""The stage interface and the ledger.
+
+A stage is a frozen dataclass (its fields are its config) with ``process(table) -> StageResult``:
+the rows it keeps, the ledger rows of those it drops (each with a reason from the closed
+``Reason`` set) and its counters. ``setup()`` loads models or opens stores once per worker.
+Stages never mutate their input and never import dask; the graph module schedules them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas import LEDGER_SCHEMA
+
+
+class Reason(StrEnum):
+    """Why a file is in the ledger. A closed set: docs/formats.md describes each."""
+
+    SKIPPED_CONTENT = "skipped_content"  # the archive did not keep the blob (too large, hidden, ...)
+    CONTENT_MISSING = "content_missing"  # no content row, or no blob in the content store
+    CONTENT_CORRUPT = "content_corrupt"  # bad gzip, or bytes that do not hash to the blob id
+    TOO_LARGE = "too_large"  # over the size limit
+    BINARY = "binary"  # NUL byte in the probed prefix
+    UNDECODABLE = "undecodable"  # neither UTF-8 nor any encoding we can detect
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage returns: kept rows, ledger rows and counters (``in``, ``kept``, one per reason)."""
+
+    kept: pa.Table
+    dropped: pa.Table
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    """What the graph module needs of a stage."""
+
+    name: str
+
+    def setup(self) -> None:
+        """Load what the stage needs once per worker (models, indexes, store handles)."""
+
+    def process(self, table: pa.Table) -> StageResult:
+        """Split ``table`` into kept rows and ledger rows."""
+
+
+def split(
+    stage: str, table: pa.Table, reasons: list[Reason | None], details: list[str | None]
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    """Split ``table`` by per-row ``reasons`` (None = keep).
+
+    Returns the kept rows (same schema as ``table``), their ledger rows, and the counters.
+    """
+    keep_mask = pa.array([r is None for r in reasons], pa.bool_())
+    kept = table.filter(keep_mask)
+    drop_idx = [i for i, r in enumerate(reasons) if r is not None]
+    dropped_rows = table.take(pa.array(drop_idx, pa.int64()))
+    dropped = ledger_rows(
+        stage,
+        dropped_rows,
+        [str(reasons[i]) for i in drop_idx],
+        [details[i] for i in drop_idx],
+    )
+    counts = Counter(str(r) for r in reasons if r is not None)
+    counters = {"in": table.num_rows, "kept": kept.num_rows, **dict(sorted(counts.items()))}
+    return kept, dropped, counters
+
+
+def ledger_rows(stage: str, rows: pa.Table, reasons: list[str], details: list[str | None]) -> pa.Table:
+    """Ledger rows for ``rows`` (any table with the walk's id and path columns)."""
+    n = rows.num_rows
+    if "length_bytes" in rows.column_names:
+        length = rows.column("length_bytes")
+    elif "length" in rows.column_names:
+        length = rows.column("length")
+    else:
+        length = pa.nulls(n, pa.int64())
+    columns = {
+        "blob_id": rows.column("blob_id"),
+        "content_id": rows.column("content_id"),
+        "origin_url": rows.column("origin_url"),
+        "snapshot_id": rows.column("snapshot_id"),
+        "revision_id": rows.column("revision_id"),
+        "path": rows.column("path"),
+        "length_bytes": pc.cast(length, pa.int64()),
+        "stage": pa.array([stage] * n, pa.string()),
+        "reason": pa.array(reasons, pa.string()),
+        "detail": pa.array(details, pa.string()),
+    }
+    return pa.table(columns, schema=LEDGER_SCHEMA)
+
+
+def empty_ledger() -> pa.Table:
+    """A ledger table with no rows."""
+    return LEDGER_SCHEMA.empty_table()

@@ -1,0 +1,84 @@
+"""Fetch: the bytes of every file, from the content store, verified against their SHA-1.
+
+Reasons: ``skipped_content`` (the archive did not keep the blob), ``content_missing`` (no content
+row, or no blob in the store), ``too_large`` (decided from the content table's length, so large
+blobs are never downloaded), ``content_corrupt`` (bad gzip, or bytes that do not hash to the id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.content_store import ContentStore
+from stages.base import Reason, StageResult, split
+
+_GZIP = 16 + zlib.MAX_WBITS
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Fetch stage: adds a ``data`` column (the original bytes) to walk rows."""
+
+    store_url: str
+    max_bytes: int = 10 * 1024 * 1024
+    threads: int = 8
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    name: str = "fetch"
+
+    def setup(self) -> None:
+        object.__setattr__(self, "_store", ContentStore(self.store_url, self.storage_options))
+
+    def process(self, table: pa.Table) -> StageResult:
+        """Walk rows in (WALK_SCHEMA); the same rows with their bytes out (``data``, binary)."""
+        if not hasattr(self, "_store"):
+            self.setup()
+        status = table["status"].to_pylist()
+        blob_ids = table["blob_id"].to_pylist()
+        lengths = table["length"].to_pylist()
+        skip_reasons = table["skip_reason"].to_pylist()
+        reasons: list[Reason | None] = [None] * table.num_rows
+        details: list[str | None] = [None] * table.num_rows
+        for i, st in enumerate(status):
+            if st is None:
+                reasons[i], details[i] = Reason.CONTENT_MISSING, "no row in the content table"
+            elif st != "visible":
+                reasons[i] = Reason.SKIPPED_CONTENT
+                details[i] = skip_reasons[i] or f"content status {st}"
+            elif lengths[i] is not None and lengths[i] > self.max_bytes:
+                reasons[i], details[i] = Reason.TOO_LARGE, f"{lengths[i]} bytes > {self.max_bytes}"
+        wanted = sorted({blob_ids[i] for i in range(len(reasons)) if reasons[i] is None})
+        with ThreadPoolExecutor(max_workers=max(1, self.threads)) as pool:
+            fetched = dict(zip(wanted, pool.map(self._fetch_one, wanted), strict=True))
+        data: list[bytes | None] = [None] * table.num_rows
+        for i, blob in enumerate(blob_ids):
+            if reasons[i] is not None:
+                continue
+            payload, problem = fetched[blob]
+            if payload is None:
+                reasons[i] = Reason.CONTENT_MISSING if problem == "missing" else Reason.CONTENT_CORRUPT
+                details[i] = "no blob in the content store" if problem == "missing" else problem
+            else:
+                data[i] = payload
+        with_data = table.append_column("data", pa.array(data, pa.large_binary()))
+        kept, dropped, counters = split(self.name, with_data, reasons, details)
+        counters["bytes_fetched"] = sum(len(p) for p, _ in fetched.values() if p is not None)
+        return StageResult(kept, dropped, counters)
+
+    def _fetch_one(self, sha1: str) -> tuple[bytes | None, str]:
+        """The verified bytes of one blob, or None and what went wrong."""
+        raw = self._store.get(sha1)  # type: ignore[attr-defined]
+        if raw is None:
+            return None, "missing"
+        try:
+            payload = zlib.decompress(raw, _GZIP)
+        except zlib.error as e:
+            return None, f"bad gzip: {e}"
+        if hashlib.sha1(payload).hexdigest() != sha1:
+            return None, "sha1 mismatch: the stored bytes do not hash to the blob id"
+        return payload, ""
