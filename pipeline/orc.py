@@ -175,14 +175,16 @@ def _read_stripe_row_by_row(fs: Any, piece: Piece, columns: list[str]) -> pa.Tab
 
     with fs.open(piece.path, "rb") as f:
         reader = pyorc.Reader(
-            f, column_names=columns, converters={pyorc.TypeKind.TIMESTAMP: _Microseconds}
+            f,
+            column_names=columns,
+            struct_repr=pyorc.StructRepr.DICT,
+            converters={pyorc.TypeKind.TIMESTAMP: _Microseconds},
         )
-        stripe = reader.read_stripe(piece.stripe)
-        rows = stripe.read()
+        rows = reader.read_stripe(piece.stripe).read()
         schema = orc.ORCFile(f).schema
     arrays = []
-    for j, name in enumerate(columns):
-        values = [row[j] for row in rows]
+    for name in columns:
+        values = [row[name] for row in rows]
         typ = schema.field(name).type
         if pa.types.is_timestamp(typ):
             arrays.append(pa.array(values, pa.int64()).cast(pa.timestamp("us")))

@@ -117,10 +117,15 @@ def _up_to_date(target: Path, identity: dict[str, Any], log: Callable[[str], Non
     if not (target / MANIFEST).exists():
         raise PipelineError(f"{target}: exists but has no manifest (not built by this tool); remove it first")
     existing = read_manifest(target)
+    # the input is identified by its fingerprint, not by where it lies: a moved export is the same input
     differences = [
         what
-        for what, key in (("input", "input"), ("config", "config_sha256"), ("software", "software"))
-        if existing.get(key) != identity[key]
+        for what, old, new in (
+            ("input", existing["input"]["fingerprint"], identity["input"]["fingerprint"]),
+            ("config", existing["config_sha256"], identity["config_sha256"]),
+            ("software", existing["software"], identity["software"]),
+        )
+        if old != new
     ]
     if differences:
         raise PipelineError(

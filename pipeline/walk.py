@@ -198,7 +198,8 @@ def file_rows(files: pa.Table) -> pa.Table:
     return pa.table({f.name: columns[f.name] for f in WALK_SCHEMA}, schema=WALK_SCHEMA)
 
 
-_FORGES = re.compile(r"^(github\.com|gitlab\.com|bitbucket\.org|codeberg\.org|git\.sr\.ht)$")
+#: Forges whose repositories are exactly ``owner/name`` (GitLab has nested groups: its whole path is kept).
+_OWNER_NAME_FORGES = re.compile(r"^(www\.)?(github\.com|bitbucket\.org|codeberg\.org)$")
 
 
 def repo_name(url: str) -> str:
@@ -207,7 +208,7 @@ def repo_name(url: str) -> str:
     path = parts.path.strip("/")
     if path.endswith(".git"):
         path = path[:-4]
-    if _FORGES.match(parts.netloc.lower()) and path.count("/") >= 1:
+    if _OWNER_NAME_FORGES.match(parts.netloc.lower()) and path.count("/") >= 1:
         return "/".join(path.split("/")[:2])
     return (parts.netloc + "/" + path).strip("/") if parts.netloc else url.split("://", 1)[-1]
 
@@ -256,13 +257,13 @@ def resolve_revisions(heads: pa.Table) -> pa.Table:
     a release missing from the export, is an origin problem.
     """
     is_release = pc.equal(heads["target_type"], "release")
-    rel_ok = pc.equal(heads["release_target_type"], "revision")
+    found = pc.is_valid(heads["release_target_type"])
+    rel_ok = pc.fill_null(pc.equal(heads["release_target_type"], "revision"), False)
     revision = pc.if_else(is_release, pc.if_else(rel_ok, heads["release_target"], None), heads["target"])
-    problem = heads["problem"]
-    missing = pc.and_(is_release, pc.invert(pc.is_valid(heads["release_target_type"])))
-    not_rev = pc.and_(is_release, pc.and_(pc.is_valid(heads["release_target_type"]), pc.invert(rel_ok)))
-    problem = pc.if_else(pc.and_(pc.is_null(problem), missing), "release_missing", problem)
-    problem = pc.if_else(pc.and_(pc.is_null(problem), not_rev), "unsupported_target", problem)
+    unset = pc.is_null(heads["problem"])
+    problem = pc.if_else(pc.and_(unset, pc.and_(is_release, pc.invert(found))), "release_missing", heads["problem"])
+    not_rev = pc.and_(is_release, pc.and_(found, pc.invert(rel_ok)))
+    problem = pc.if_else(pc.and_(unset, not_rev), "unsupported_target", problem)
     return pa.table(
         {
             "origin": heads["origin"],

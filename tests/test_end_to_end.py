@@ -1,0 +1,169 @@
+"""The whole graph on real exports: manifest, ledger, verify, determinism, bad input."""
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow.dataset as ds
+import pytest
+
+from manifests.manifest import read_manifest, verify
+from pipeline.cli import main
+from tests.conftest import GRAPH_EXAMPLE, SAMPLE_EXPORT, copy_version
+
+
+def _shards(version: Path) -> dict[str, str]:
+    return {s["path"]: s["sha256"] for s in read_manifest(version)["shards"]}
+
+
+def test_sample_export_end_to_end(built_sample: Path) -> None:
+    version = built_sample / "v2.1"
+    manifest = read_manifest(version)
+    totals = manifest["totals"]
+    # every file the walk found is either kept or in the ledger
+    data = ds.dataset(version / "data", format="parquet").to_table()
+    ledger = ds.dataset(version / "dropped", format="parquet").to_table()
+    assert manifest["walk"]["files"] == totals["files_in"] == data.num_rows + ledger.num_rows
+    assert (data.num_rows, ledger.num_rows) == (totals["files_kept"], totals["files_dropped"])
+    # the-stack-v2 HEAD → refs/heads/main; the sample repo's HEAD → refs/heads/master
+    branches = dict(zip(data["origin_url"].to_pylist(), data["branch_name"].to_pylist(), strict=True))
+    assert branches == {
+        "https://github.com/bigcode-project/the-stack-v2": "refs/heads/main",
+        "https://example.org/swh-graph/git2graph-sample-repo": "refs/heads/master",
+    }
+    # the one skipped_content row of the export is in the ledger with the archive's reason
+    assert ledger.select(["path", "stage", "reason", "detail"]).to_pylist() == [
+        {"path": "/lhq/lhq.ipynb", "stage": "fetch", "reason": "skipped_content", "detail": "Content too large"}
+    ]
+    assert manifest["stages"][0] == {
+        "name": "fetch", "in": totals["files_in"], "kept": totals["files_in"] - 1,
+        "dropped": {"skipped_content": 1}, "counters": manifest["stages"][0]["counters"],
+    }
+    # content is the blob's text: its sha1 is the blob id and its sha256 the recorded one
+    for row in data.select(["blob_id", "sha256", "content", "src_encoding"]).to_pylist():
+        raw = row["content"].encode()
+        assert row["src_encoding"] == "UTF-8"
+        assert hashlib.sha1(raw).hexdigest() == row["blob_id"]
+        assert hashlib.sha256(raw).hexdigest() == row["sha256"]
+    stored = gzip.decompress((SAMPLE_EXPORT / "content_store" / "content" / data["blob_id"][0].as_py()).read_bytes())
+    assert stored.decode() == data["content"][0].as_py()
+    assert manifest["languages"] == {"unknown": {"files": data.num_rows, "bytes": totals["content_bytes"]}}
+    assert sum(len(r.encode()) for r in data["content"].to_pylist()) == totals["content_bytes"]
+    assert (version / "README.md").read_text().count(str(totals["files_kept"])) >= 1
+
+
+def test_shards_load_in_duckdb_without_custom_code(built_sample: Path) -> None:
+    pattern = str(built_sample / "v2.1" / "data" / "*" / "*.parquet")
+    count, repos = duckdb.sql(f"SELECT count(*), count(DISTINCT repo_name) FROM read_parquet('{pattern}')").fetchall()[0]
+    assert (count, repos) == (read_manifest(built_sample / "v2.1")["totals"]["files_kept"], 2)
+
+
+def test_two_workers_and_reruns_give_byte_identical_shards(built_sample: Path, tmp_path: Path, capsys) -> None:
+    output = tmp_path / "dataset"
+    assert main(["run", "--version", "2.1", "--output", str(output), "--workers", "2"]) == 0
+    assert _shards(output / "v2.1") == _shards(built_sample / "v2.1")
+    for path in _shards(output / "v2.1"):
+        assert (output / "v2.1" / path).read_bytes() == (built_sample / "v2.1" / path).read_bytes()
+    # the same version again: nothing rebuilt
+    before = (output / "v2.1" / "manifest.json").read_bytes()
+    capsys.readouterr()
+    assert main(["run", "--version", "2.1", "--output", str(output), "--workers", "1"]) == 0
+    assert "up to date" in capsys.readouterr().err
+    assert (output / "v2.1" / "manifest.json").read_bytes() == before
+
+
+def test_same_version_with_another_config_or_input_is_refused(built_sample: Path, tmp_path: Path, capsys) -> None:
+    output = copy_version(built_sample, tmp_path)
+    config = tmp_path / "c.toml"
+    config.write_text("[fetch]\nmax_file_bytes = 1000\n")
+    assert main(["run", "--version", "2.1", "--output", str(output), "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "already exists with a different config" in err
+    store = tmp_path / "store"
+    store.mkdir()
+    args = ["run", "--version", "2.1", "--output", str(output), "--input", str(GRAPH_EXAMPLE),
+            "--content-store", str(store)]
+    assert main(args) == 2
+    assert "already exists with a different input" in capsys.readouterr().err
+    assert verify(output / "v2.1") == []
+
+
+def test_graph_example_missing_contents_are_ledgered(tmp_path: Path) -> None:
+    """The official swh-graph example: no HEAD (master is walked), no blobs in the store."""
+    store = tmp_path / "store"
+    (store / "content").mkdir(parents=True)
+    output = tmp_path / "dataset"
+    args = ["run", "--version", "1.0", "--input", str(GRAPH_EXAMPLE), "--content-store", str(store),
+            "--output", str(output), "--workers", "1"]
+    assert main(args) == 0
+    manifest = read_manifest(output / "v1.0")
+    ledger = ds.dataset(output / "v1.0" / "dropped", format="parquet").to_table()
+    assert manifest["walk"]["origins_walked"] == 2
+    assert sorted(set(ledger["path"].to_pylist())) == ["/README.md", "/parser.c", "/tests/README.rst", "/tests/main.py"]
+    assert set(ledger["reason"].to_pylist()) == {"content_missing"}
+    assert manifest["totals"]["files_kept"] == 0 and manifest["totals"]["files_dropped"] == 8
+    assert verify(output / "v1.0") == []
+
+
+def test_damaged_blobs_become_ledger_rows_and_the_run_goes_on(sample_export: Path, tmp_path: Path) -> None:
+    content = sample_export / "content_store" / "content"
+    blobs = sorted(content.iterdir())
+    blobs[0].unlink()  # missing
+    blobs[1].write_bytes(blobs[1].read_bytes()[:-8])  # truncated gzip
+    blobs[2].write_bytes(gzip.compress(b"something else entirely"))  # wrong bytes
+    output = tmp_path / "dataset"
+    assert main(["run", "--version", "3", "--input", str(sample_export), "--output", str(output), "--workers", "1"]) == 0
+    ledger = ds.dataset(output / "v3" / "dropped", format="parquet").to_table()
+    reasons = {b: r for b, r in zip(ledger["blob_id"].to_pylist(), ledger["reason"].to_pylist(), strict=True)}
+    assert reasons[blobs[0].name] == "content_missing"
+    assert reasons[blobs[1].name] == "content_corrupt"
+    assert reasons[blobs[2].name] == "content_corrupt"
+    manifest = read_manifest(output / "v3")
+    assert manifest["totals"]["files_in"] == manifest["totals"]["files_kept"] + manifest["totals"]["files_dropped"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("no_orc", "not a Software Heritage export (no orc/ folder)"),
+        ("no_table", "orc/snapshot_branch: table missing from the export"),
+        ("bad_orc", "not a readable ORC file"),
+        ("no_store", "content store does not exist"),
+    ],
+)
+def test_bad_input_fails_with_one_line_and_no_version(
+    sample_export: Path, tmp_path: Path, capsys, damage: str, message: str
+) -> None:
+    import shutil
+
+    if damage == "no_orc":
+        shutil.rmtree(sample_export / "orc")
+    elif damage == "no_table":
+        shutil.rmtree(sample_export / "orc" / "snapshot_branch")
+    elif damage == "bad_orc":
+        next((sample_export / "orc" / "revision").iterdir()).write_bytes(b"\x00" * 64)
+    else:
+        shutil.rmtree(sample_export / "content_store")
+    output = tmp_path / "dataset"
+    assert main(["run", "--version", "1", "--input", str(sample_export), "--output", str(output)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and err.count("\n") == 0 and message in err
+    assert not (output / "v1" / "manifest.json").exists()
+
+
+def test_unwritable_output_folder(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    assert main(["run", "--version", "1", "--output", str(blocker / "dataset")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the output folder" in err and err.strip().count("\n") == 0
+
+
+def test_manifest_records_identity(built_sample: Path) -> None:
+    manifest = read_manifest(built_sample / "v2.1")
+    assert len(manifest["input"]["fingerprint"]["sha256"]) == 64
+    assert {"pipeline", "python", "pyarrow", "dask"} <= set(manifest["software"])
+    assert manifest["config"]["fetch"]["max_file_bytes"] == 10 * 1024 * 1024
+    assert json.dumps(manifest)  # plain JSON
