@@ -56,7 +56,8 @@ def test_sample_export_end_to_end(built_sample: Path) -> None:
 
 def test_shards_load_in_duckdb_without_custom_code(built_sample: Path) -> None:
     pattern = str(built_sample / "v2.1" / "data" / "*" / "*.parquet")
-    count, repos = duckdb.sql(f"SELECT count(*), count(DISTINCT repo_name) FROM read_parquet('{pattern}')").fetchall()[0]
+    query = f"SELECT count(*), count(DISTINCT repo_name) FROM read_parquet('{pattern}')"
+    count, repos = duckdb.sql(query).fetchall()[0]
     assert (count, repos) == (read_manifest(built_sample / "v2.1")["totals"]["files_kept"], 2)
 
 
@@ -114,7 +115,8 @@ def test_damaged_blobs_become_ledger_rows_and_the_run_goes_on(sample_export: Pat
     blobs[1].write_bytes(blobs[1].read_bytes()[:-8])  # truncated gzip
     blobs[2].write_bytes(gzip.compress(b"something else entirely"))  # wrong bytes
     output = tmp_path / "dataset"
-    assert main(["run", "--version", "3", "--input", str(sample_export), "--output", str(output), "--workers", "1"]) == 0
+    args = ["run", "--version", "3", "--input", str(sample_export), "--output", str(output), "--workers", "1"]
+    assert main(args) == 0
     ledger = ds.dataset(output / "v3" / "dropped", format="parquet").to_table()
     reasons = {b: r for b, r in zip(ledger["blob_id"].to_pylist(), ledger["reason"].to_pylist(), strict=True)}
     assert reasons[blobs[0].name] == "content_missing"
