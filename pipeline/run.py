@@ -96,15 +96,18 @@ def run_version(
     from pipeline.graph import build, dask_client  # dask is imported only when a build runs
 
     stages = build_stages(store_url, config)
-    with dask_client(workers, scheduler) as client:
-        walk_report, reports = build(export, stages, staging, config, client, log)
-    manifest = assemble_manifest(version, identity, config, stages, walk_report, reports)
-    (staging / "README.md").write_text(dataset_card(manifest))
-    readme = staging / "README.md"
-    manifest["files"] = [{"path": "README.md", "bytes": readme.stat().st_size, "sha256": sha256_file(readme)}]
-    write_sums(staging, manifest["shards"] + manifest["files"])
-    write_manifest(staging, manifest)
-    staging.rename(target)
+    try:
+        with dask_client(workers, scheduler) as client:
+            walk_report, reports = build(export, stages, staging, config, client, log)
+        manifest = assemble_manifest(version, identity, config, stages, walk_report, reports)
+        readme = staging / "README.md"
+        readme.write_text(dataset_card(manifest))
+        manifest["files"] = [{"path": "README.md", "bytes": readme.stat().st_size, "sha256": sha256_file(readme)}]
+        write_sums(staging, manifest["shards"] + manifest["files"])
+        write_manifest(staging, manifest)
+        staging.rename(target)
+    except OSError as e:  # disk full, folder made read-only mid-run: no manifest, nothing renamed
+        raise PipelineError(f"{e.filename or output}: write failed ({e.strerror or e}); version not written") from e
     log(f"wrote {target} ({manifest['totals']['files_kept']} files kept, "
         f"{manifest['totals']['files_dropped']} dropped)")
     return target

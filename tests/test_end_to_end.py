@@ -169,3 +169,12 @@ def test_manifest_records_identity(built_sample: Path) -> None:
     assert {"pipeline", "python", "pyarrow", "dask"} <= set(manifest["software"])
     assert manifest["config"]["fetch"]["max_file_bytes"] == 10 * 1024 * 1024
     assert json.dumps(manifest)  # plain JSON
+
+
+def test_existing_cluster_via_scheduler_gives_the_same_shards(built_sample: Path, tmp_path: Path) -> None:
+    from dask.distributed import LocalCluster
+
+    output = tmp_path / "dataset"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert main(["run", "--version", "2.1", "--output", str(output), "--scheduler", cluster.scheduler_address]) == 0
+    assert _shards(output / "v2.1") == _shards(built_sample / "v2.1")
