@@ -22,47 +22,73 @@ import sys
 import sysconfig
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import psutil
 
-SOURCE_SUFFIXES = {".py", ".pyi", ".pyx", ".pxd", ".c", ".h", ".cpp", ".json", ".rst", ".txt", ".md", ".toml",
-                   ".cfg", ".ini", ".html", ".css", ".js", ".xml", ".yaml", ".yml", ".sh"}
+SOURCE_SUFFIXES = {".py", ".pyi", ".pyx", ".pxd", ".c", ".h", ".hpp", ".cpp", ".cc", ".java", ".pl", ".pm", ".js",
+                   ".mjs", ".ts", ".json", ".rst", ".txt", ".md", ".toml", ".cfg", ".ini", ".html", ".css", ".xml",
+                   ".yaml", ".yml", ".sh"}
 PACKAGES = ["pandas", "numpy", "pyarrow", "dask", "distributed", "botocore", "hypothesis", "charset_normalizer",
             "fsspec", "tornado", "aiohttp", "swh"]
+MAX_REPO_BYTES = 8_000_000  # split bigger trees into one repository per subfolder, as real projects are
 
 
-def source_roots() -> list[Path]:
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    site = Path(sysconfig.get_paths()["purelib"])
-    return [stdlib] + [site / p for p in PACKAGES if (site / p).is_dir()]
+def source_roots(work: Path) -> list[Path]:
+    """Trees of real code on this machine: Python (stdlib, packages), C headers, Perl, JavaScript, Java."""
+    paths = sysconfig.get_paths()
+    site = Path(paths["purelib"])
+    roots = [Path(paths["stdlib"])] + [site / p for p in PACKAGES if (site / p).is_dir()]
+    roots += [Path(p) for p in ("/usr/include", "/usr/share/perl", "/usr/lib/node_modules") if Path(p).is_dir()]
+    jdk = sorted(Path("/usr/lib/jvm").glob("*/lib/src.zip")) if Path("/usr/lib/jvm").is_dir() else []
+    if jdk:
+        target = work / "jdk-src"
+        if not target.is_dir():
+            with zipfile.ZipFile(jdk[0]) as archive:
+                archive.extractall(target)
+        roots.append(target)
+    return roots
+
+
+def source_files(top: Path) -> list[Path]:
+    return sorted(f for f in top.rglob("*") if f.is_file() and not f.is_symlink() and f.suffix in SOURCE_SUFFIXES
+                  and "__pycache__" not in f.parts and "site-packages" not in f.parts)
+
+
+def project_trees(root: Path) -> list[tuple[Path, list[Path]]]:
+    """(folder, its files) for each project-sized folder under ``root``."""
+    out = []
+    for top in sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and p.name != "site-packages"):
+        files = source_files(top)
+        size = sum(f.stat().st_size for f in files)
+        if size > MAX_REPO_BYTES and any(p.is_dir() for p in top.iterdir()):
+            out.extend(project_trees(top))
+        elif size >= 100_000:
+            out.append((top, files))
+    return out
 
 
 def make_repos(work: Path, min_bytes: int) -> tuple[list[Path], int]:
-    """One git repository per top-level package of each source root, until ``min_bytes`` of source."""
+    """One git repository per project-sized folder of real code, until ``min_bytes`` of source."""
     repos, total = [], 0
     env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org",
            "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z"}
-    for root in source_roots():
-        for top in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in ("site-packages", "__pycache__")):
-            files = [f for f in top.rglob("*") if f.is_file() and f.suffix in SOURCE_SUFFIXES
-                     and "__pycache__" not in f.parts]
-            size = sum(f.stat().st_size for f in files)
-            if size < 100_000:
-                continue
-            repo = work / "repos" / f"{root.name}-{top.name}"
+    for root in source_roots(work):
+        for top, files in project_trees(root):
+            repo = work / "repos" / str(top).strip("/").replace("/", "_")
             if not (repo / ".git").is_dir():
                 shutil.rmtree(repo, ignore_errors=True)
                 for f in files:
-                    target = repo / f.relative_to(root)
+                    target = repo / f.relative_to(top)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(f, target)
                 subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
                 subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=env)
                 subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "import"], check=True, env=env)
             repos.append(repo)
-            total += size
+            total += sum(f.stat().st_size for f in files)
             if total >= min_bytes:
                 return repos, total
     return repos, total
@@ -75,20 +101,25 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.root = psutil.Process(root_pid)
         self.peaks: dict[int, int] = {}
+        self.cpu: dict[int, float] = {}
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
-            for child in self.root.children(recursive=True):
+            for proc in [self.root, *self.root.children(recursive=True)]:
                 try:
-                    rss = child.memory_info().rss
+                    rss = proc.memory_info().rss
+                    times = proc.cpu_times()
                 except psutil.Error:
                     continue
-                self.peaks[child.pid] = max(self.peaks.get(child.pid, 0), rss)
+                if proc.pid != self.root.pid:
+                    self.peaks[proc.pid] = max(self.peaks.get(proc.pid, 0), rss)
+                self.cpu[proc.pid] = times.user + times.system
             time.sleep(0.05)
 
 
 def timed_run(export: Path, output: Path, workers: int, config: Path) -> dict:
+    """Run the CLI; wall time, walk/partition phases (from the log lines' arrival), CPU and memory."""
     shutil.rmtree(output, ignore_errors=True)
     cmd = [sys.executable, "-m", "pipeline", "run", "--version", "bench", "--input", str(export),
            "--output", str(output), "--workers", str(workers), "--config", str(config)]
@@ -96,48 +127,60 @@ def timed_run(export: Path, output: Path, workers: int, config: Path) -> dict:
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     sampler = MemorySampler(proc.pid)
     sampler.start()
-    _, err = proc.communicate()
+    walk_done, log = None, []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        log.append(line)
+        if line.startswith("walk:") and " partition(s)" in line:
+            walk_done = time.perf_counter() - start
+    proc.wait()
     wall = time.perf_counter() - start
     sampler.stop.set()
+    sampler.join()
     if proc.returncode:
-        raise SystemExit(err)
+        raise SystemExit("".join(log))
     manifest = json.loads((output / "vbench" / "manifest.json").read_text())
-    workers_rss = sorted(sampler.peaks.values(), reverse=True)[:workers]
-    return {"workers": workers, "wall_s": wall, "manifest": manifest, "peak_worker_rss": workers_rss}
+    return {
+        "wall": wall,
+        "walk": walk_done or wall,
+        "cpu": sum(sampler.cpu.values()),
+        "rss": max(sorted(sampler.peaks.values(), reverse=True)[:workers]) / 2**20,
+        "manifest": manifest,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--min-mb", type=float, default=50)
+    parser.add_argument("--min-mb", type=float, default=200)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-foundation"))
-    parser.add_argument("--partition-mb", type=int, default=16)
+    parser.add_argument("--partition-mb", type=int, default=32)
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     repos, source_bytes = make_repos(args.work, int(args.min_mb * 1e6))
-    export = args.work / "export"
-    if not (export / "orc").is_dir():
-        start = time.perf_counter()
-        from pipeline.export_git import export_repositories
+    from pipeline.export_git import export_repositories
 
-        export_repositories(repos, export, visit_date=dt.datetime(2024, 1, 2, tzinfo=dt.UTC))
-        print(f"export-git: {len(repos)} repos, {source_bytes / 1e6:.1f} MB in {time.perf_counter() - start:.1f} s")
+    exports = {"all": (args.work / "export-all", repos), "half": (args.work / "export-half", repos[::2])}
+    for export, subset in exports.values():
+        if not (export / "orc").is_dir():
+            start = time.perf_counter()
+            export_repositories(subset, export, visit_date=dt.datetime(2024, 1, 2, tzinfo=dt.UTC))
+            print(f"export-git: {len(subset)} repos in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     config = args.work / "config.toml"
     config.write_text(f"[output]\npartition_bytes = {args.partition_mb * 1024 * 1024}\n")
-    rows = []
-    for workers in (1, 2):
-        result = timed_run(export, args.work / f"out-{workers}", workers, config)
-        m = result["manifest"]
+    print("| export | workers | origins | files | content MB | wall s | walk s | end-to-end MB/s per worker "
+          "| MB per CPU-second | partitions phase MB/s per worker | peak RSS per worker MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    shard_sets = {}
+    for name, workers in (("all", 1), ("all", 2), ("half", 2)):
+        export, subset = exports[name]
+        r = timed_run(export, args.work / f"out-{name}-{workers}", workers, config)
+        m = r["manifest"]
         mb = m["walk"]["content_bytes"] / 1e6
-        rows.append((workers, len(repos), m["walk"]["files"], mb, result["wall_s"], mb / result["wall_s"] / workers,
-                     max(result["peak_worker_rss"]) / 2**20, m["walk"]["partitions"]))
-        shards = {s["path"]: s["sha256"] for s in m["shards"]}
-        rows[-1] += (hash(frozenset(shards.items())),)
-    same = rows[0][-1] == rows[1][-1]
-    print("| workers | origins | files | content MB | wall s | MB/s per core | peak RSS per worker MiB | partitions |")
-    print("|---|---|---|---|---|---|---|---|")
-    for w, o, f, mb, wall, rate, rss, parts, _ in rows:
-        print(f"| {w} | {o} | {f} | {mb:.1f} | {wall:.1f} | {rate:.1f} | {rss:.0f} | {parts} |")
-    print(f"shards identical with 1 and 2 workers: {same}")
+        shard_sets[(name, workers)] = {s["path"]: s["sha256"] for s in m["shards"]}
+        print(f"| {name} | {workers} | {len(subset)} | {m['walk']['files']} | {mb:.1f} | {r['wall']:.1f} "
+              f"| {r['walk']:.1f} | {mb / r['wall'] / workers:.1f} | {mb / r['cpu']:.1f} "
+              f"| {mb / (r['wall'] - r['walk']) / workers:.1f} | {r['rss']:.0f} |")
+    print(f"\nshards byte-identical with 1 and 2 workers: {shard_sets[('all', 1)] == shard_sets[('all', 2)]}")
 
 
 if __name__ == "__main__":

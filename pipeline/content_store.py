@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from pipeline.errors import PipelineError
 
@@ -23,6 +24,11 @@ class ContentStore:
         self.url = url.rstrip("/")
         self.fs, root = fsspec.core.url_to_fs(self.url, **options)
         self.root = root.rstrip("/")
+
+    @property
+    def is_local(self) -> bool:
+        """True for a local folder, where reads are fast enough that threads only add overhead."""
+        return isinstance(self.fs, LocalFileSystem)
 
     def check(self) -> None:
         """Fail with one clear line if the store does not exist."""

