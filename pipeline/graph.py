@@ -26,7 +26,7 @@ from tqdm import tqdm
 from pipeline import walk
 from pipeline.config import Config
 from pipeline.orc import Export, Piece
-from pipeline.partition import process_partition
+from pipeline.partition import process_partition, ready
 from schemas import WALK_SCHEMA
 from stages.base import Stage
 
@@ -174,8 +174,6 @@ def _bucket(df: pd.DataFrame, nbuckets: int) -> pd.DataFrame:
 def _process_buckets(
     df: pd.DataFrame, stages: Sequence[Stage], staging: str, config: Config
 ) -> list[dict[str, Any]]:
-    from pipeline.partition import ready
-
     prepared = [ready(stage) for stage in stages]
     reports = []
     for bucket, group in sorted(df.groupby("bucket", sort=True), key=lambda kv: kv[0]):

@@ -27,48 +27,65 @@ def shard_name(bucket: int) -> str:
     return f"part-{bucket:05d}.parquet"
 
 
-def write_shard(table: pa.Table, root: Path, relpath: str, config: OutputConfig) -> dict[str, Any]:
-    """Write ``table`` to ``root/relpath`` atomically; returns its manifest entry.
+class ShardWriter:
+    """One shard written in pieces: ``write`` appends row groups, ``close`` renames it into place.
 
-    Row groups hold at most ``config.row_group_bytes`` of content (well under Parquet's 2 GiB
-    page limits), and the same table always gives the same bytes.
+    The file is written under a temporary name and renamed only when complete. Row groups hold at
+    most ``config.row_group_bytes`` of content and never span two ``write`` calls, so the bytes
+    depend only on the tables written, in order.
     """
-    path = root / relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with pq.ParquetWriter(
-        tmp,
-        table.schema,
-        compression="zstd",
-        compression_level=config.zstd_level,
+
+    def __init__(self, root: Path, relpath: str, schema: pa.Schema, config: OutputConfig) -> None:
+        self.relpath = relpath
+        self.path = root / relpath
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.config = config
+        self.rows = 0
         # content: no dictionary (values rarely repeat) and no min/max statistics (useless, large)
-        use_dictionary=[c for c in table.column_names if c != "content"],
-        write_statistics=[c for c in table.column_names if c != "content"],
-        write_page_index=True,
-    ) as writer:
-        for start, stop in row_group_bounds(table, config.row_group_bytes):
-            writer.write_table(table.slice(start, stop - start), row_group_size=stop - start)
-    digest = sha256_file(tmp)
-    size = tmp.stat().st_size
-    os.replace(tmp, path)
-    return {"path": relpath, "rows": table.num_rows, "bytes": size, "sha256": digest}
+        others = [c for c in schema.names if c != "content"]
+        self._writer = pq.ParquetWriter(
+            self.tmp,
+            schema,
+            compression="zstd",
+            compression_level=config.zstd_level,
+            use_dictionary=others,
+            write_statistics=others,
+            write_page_index=True,
+        )
+
+    def write(self, table: pa.Table) -> None:
+        sizes = pc.binary_length(table["content"]).to_pylist() if "content" in table.column_names else [0] * len(table)
+        for start, stop in size_bounds(sizes, self.config.row_group_bytes):
+            self._writer.write_table(table.slice(start, stop - start), row_group_size=stop - start)
+        self.rows += table.num_rows
+
+    def close(self) -> dict[str, Any]:
+        """Finish the file, move it into place; returns its manifest entry."""
+        self._writer.close()
+        digest = sha256_file(self.tmp)
+        size = self.tmp.stat().st_size
+        os.replace(self.tmp, self.path)
+        return {"path": self.relpath, "rows": self.rows, "bytes": size, "sha256": digest}
 
 
-def row_group_bounds(table: pa.Table, max_bytes: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` row ranges whose rows hold at most ``max_bytes`` (at least one row each)."""
-    if table.num_rows == 0:
-        return [(0, 0)]
-    if "content" in table.column_names:
-        sizes = pc.binary_length(table["content"]).to_pylist()
-    else:
-        sizes = [0] * table.num_rows
+def write_shard(table: pa.Table, root: Path, relpath: str, config: OutputConfig) -> dict[str, Any]:
+    """Write ``table`` to ``root/relpath`` atomically; returns its manifest entry."""
+    writer = ShardWriter(root, relpath, table.schema, config)
+    writer.write(table)
+    return writer.close()
+
+
+def size_bounds(sizes: list[int], max_bytes: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of consecutive items totalling at most ``max_bytes`` (at least one item each)."""
     bounds, start, acc = [], 0, 0
     for i, size in enumerate(sizes):
         if i > start and acc + size > max_bytes:
             bounds.append((start, i))
             start, acc = i, 0
         acc += size
-    bounds.append((start, table.num_rows))
+    if sizes:
+        bounds.append((start, len(sizes)))
     return bounds
 
 

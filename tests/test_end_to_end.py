@@ -178,3 +178,37 @@ def test_existing_cluster_via_scheduler_gives_the_same_shards(built_sample: Path
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         assert main(["run", "--version", "2.1", "--output", str(output), "--scheduler", cluster.scheduler_address]) == 0
     assert _shards(output / "v2.1") == _shards(built_sample / "v2.1")
+
+
+def test_tables_split_over_many_orc_files_give_the_same_shards(
+    built_sample: Path, sample_export: Path, tmp_path: Path
+) -> None:
+    import pyarrow.orc as orc
+
+    for table in ("directory_entry", "content", "revision", "snapshot_branch"):
+        folder = sample_export / "orc" / table
+        (original,) = folder.iterdir()
+        rows = orc.read_table(original)
+        original.unlink()
+        step = max(1, rows.num_rows // 3)
+        for i, start in enumerate(range(0, rows.num_rows, step)):
+            orc.write_table(rows.slice(start, step), folder / f"{table}-part{i}.orc", compression="zstd")
+    output = tmp_path / "dataset"
+    args = ["run", "--version", "2.1", "--input", str(sample_export), "--output", str(output), "--workers", "2"]
+    assert main(args) == 0
+    assert _shards(output / "v2.1") == _shards(built_sample / "v2.1")
+    assert read_manifest(output / "v2.1")["input"]["fingerprint"]["files"] > 9
+
+
+def test_small_partitions_and_batches_keep_every_row(built_sample: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[output]\npartition_bytes = 65536\nbatch_bytes = 4096\nrow_group_bytes = 8192\n")
+    output = tmp_path / "dataset"
+    assert main(["run", "--version", "9", "--output", str(output), "--config", str(config), "--workers", "2"]) == 0
+    manifest = read_manifest(output / "v9")
+    assert manifest["walk"]["partitions"] > 1
+    order = [("origin_url", "ascending"), ("path", "ascending")]
+    small = ds.dataset(output / "v9" / "data", format="parquet").to_table().sort_by(order)
+    reference = ds.dataset(built_sample / "v2.1" / "data", format="parquet").to_table().sort_by(order)
+    assert small.equals(reference)
+    assert verify(output / "v9") == []
