@@ -43,7 +43,7 @@ class OutputConfig:
     """Shard layout: content bytes per input partition and per batch, row-group size, zstd level."""
 
     partition_bytes: int = 256 * 1024 * 1024
-    batch_bytes: int = 64 * 1024 * 1024
+    batch_bytes: int = 16 * 1024 * 1024
     row_group_bytes: int = 128 * 1024 * 1024
     zstd_level: int = 3
 
