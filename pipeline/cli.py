@@ -70,14 +70,13 @@ def _iso_date(text: str) -> dt.datetime:
 
 
 def _latest_version(output: Path) -> str:
-    from manifests.manifest import MANIFEST
+    """The most recently built finished version in ``output``."""
+    from manifests.manifest import MANIFEST, read_manifest
 
-    versions = sorted(
-        (p for p in output.glob("v*") if (p / MANIFEST).is_file()), key=lambda p: p.stat().st_mtime
-    )
-    if not versions:
+    built = [read_manifest(p) for p in output.glob("v*") if (p / MANIFEST).is_file()]
+    if not built:
         raise PipelineError(f"{output}: no finished version here")
-    return versions[-1].name[1:]
+    return max(built, key=lambda m: (m["created_at"], m["version"]))["version"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,9 +36,7 @@ class Fetch:
         object.__setattr__(self, "_store", ContentStore(self.store_url, self.storage_options))
 
     def process(self, table: pa.Table) -> StageResult:
-        """Walk rows in (WALK_SCHEMA); the same rows with their bytes out (``data``, binary)."""
-        if not hasattr(self, "_store"):
-            self.setup()
+        """Walk rows in (WALK_SCHEMA); the same rows with their bytes out (``data``, binary). Needs ``setup()``."""
         status = table["status"].to_pylist()
         blob_ids = table["blob_id"].to_pylist()
         lengths = table["length"].to_pylist()

@@ -212,3 +212,24 @@ def test_small_partitions_and_batches_keep_every_row(built_sample: Path, tmp_pat
     reference = ds.dataset(built_sample / "v2.1" / "data", format="parquet").to_table().sort_by(order)
     assert small.equals(reference)
     assert verify(output / "v9") == []
+
+
+def test_origins_without_a_full_visit_are_counted(sample_export: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.orc as orc
+
+    for table, extra in (
+        ("origin", {"id": ["f" * 40], "url": ["https://github.com/never/finished"]}),
+        ("origin_visit_status", {"origin": ["https://github.com/never/finished"], "visit": [1],
+                                 "status": ["partial"], "snapshot": [None], "type": ["git"]}),
+    ):
+        (path,) = (sample_export / "orc" / table).iterdir()
+        rows = orc.read_table(path)
+        if "date" in rows.column_names:
+            extra["date"] = rows["date"].to_pylist()[:1]
+        orc.write_table(pa.concat_tables([rows, pa.table(extra, schema=rows.schema)]), path)
+    output = tmp_path / "dataset"
+    args = ["run", "--version", "1", "--input", str(sample_export), "--output", str(output), "--workers", "1"]
+    assert main(args) == 0
+    walk = read_manifest(output / "v1")["walk"]
+    assert (walk["origins"], walk["origins_walked"], walk["origin_problems"]["no_full_visit"]) == (3, 2, 1)

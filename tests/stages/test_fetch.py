@@ -76,3 +76,19 @@ def test_fetch_does_not_mutate_its_input(fetch: Fetch) -> None:
     before = table.to_pylist()
     fetch.process(table)
     assert table.to_pylist() == before and "data" not in table.column_names
+
+
+def test_fetch_through_fsspec_from_a_remote_style_store() -> None:
+    """A non-local fsspec store (memory://) takes the concurrent path, like s3://softwareheritage."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    blobs = {hashlib.sha1(f"blob {i}".encode()).hexdigest(): f"blob {i}".encode() for i in range(20)}
+    for sha1, payload in blobs.items():
+        fs.pipe(f"/remote-store/content/{sha1}", gzip.compress(payload))
+    stage = Fetch("memory://remote-store", threads=4)
+    stage.setup()
+    rows = [_row(sha1) for sha1 in blobs] + [_row("f" * 40)]
+    result = stage.process(pa.Table.from_pylist(rows, schema=WALK_SCHEMA))
+    assert dict(zip(result.kept["blob_id"].to_pylist(), result.kept["data"].to_pylist(), strict=True)) == blobs
+    assert result.dropped["reason"].to_pylist() == ["content_missing"]
