@@ -61,6 +61,19 @@ def test_shards_load_in_duckdb_without_custom_code(built_sample: Path) -> None:
     assert (count, repos) == (read_manifest(built_sample / "v2.1")["totals"]["files_kept"], 2)
 
 
+def test_shards_load_with_datasets_without_custom_code(
+    built_sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    from datasets import load_dataset
+
+    files = str(built_sample / "v2.1" / "data" / "*" / "*.parquet")
+    dataset = load_dataset("parquet", data_files=files, split="train", cache_dir=str(tmp_path / "cache"))
+    assert dataset.num_rows == read_manifest(built_sample / "v2.1")["totals"]["files_kept"]
+    assert set(dataset.column_names) >= {"blob_id", "content", "path", "repo_name", "visit_date"}
+
+
 def test_two_workers_and_reruns_give_byte_identical_shards(built_sample: Path, tmp_path: Path, capsys) -> None:
     output = tmp_path / "dataset"
     assert main(["run", "--version", "2.1", "--output", str(output), "--workers", "2"]) == 0
