@@ -39,6 +39,18 @@ class DecodeConfig:
 
 
 @dataclass(frozen=True)
+class RedactConfig:
+    """Redaction: keep emails on package-author lines? Time budget per file (base + per MB of text).
+
+    A file that runs out of its budget goes to the ledger (redaction_failed), never out unredacted.
+    """
+
+    keep_author_emails: bool = False
+    time_budget_s: float = 2.0
+    time_budget_s_per_mb: float = 4.0
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     """Shard layout: content bytes per input partition and per batch, row-group size, zstd level."""
 
@@ -62,6 +74,7 @@ class Config:
     walk: WalkConfig = field(default_factory=WalkConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    redact: RedactConfig = field(default_factory=RedactConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
@@ -106,7 +119,14 @@ def _section(path: Path, name: str, default: Any, values: dict[str, Any]) -> Any
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise PipelineError(f"{path}: [{name}] {key} must be a list of strings")
             value = tuple(value)
+        elif isinstance(expected, bool):
+            if not isinstance(value, bool):
+                raise PipelineError(f"{path}: [{name}] {key} must be true or false, got {value!r}")
         elif isinstance(expected, int) and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise PipelineError(f"{path}: [{name}] {key} must be a positive integer, got {value!r}")
+        elif isinstance(expected, float) and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise PipelineError(f"{path}: [{name}] {key} must be a positive number, got {value!r}")
         converted[key] = value
     return dataclasses.replace(default, **converted)

@@ -28,9 +28,12 @@ from pipeline.writer import sha256_file
 from stages.base import Reason, Stage
 from stages.decode import Decode
 from stages.fetch import Fetch
+from stages.redact import Redact
 
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
-_PACKAGES = ("pyarrow", "pandas", "dask", "distributed", "fsspec", "charset-normalizer", "xxhash", "swh.model")
+_PACKAGES = (
+    "pyarrow", "pandas", "dask", "distributed", "fsspec", "charset-normalizer", "xxhash", "swh.model", "detect-secrets"
+)
 _REASONS = {r.value for r in Reason}
 BUNDLED_EXPORT = Path(__file__).resolve().parent.parent / "examples" / "sample-export"
 
@@ -55,6 +58,11 @@ def build_stages(store_url: str, config: Config) -> list[Stage]:
     return [
         Fetch(store_url, max_bytes=config.fetch.max_file_bytes, threads=config.execution.fetch_threads),
         Decode(probe_bytes=config.decode.binary_probe_bytes),
+        Redact(
+            keep_author_emails=config.redact.keep_author_emails,
+            time_budget_s=config.redact.time_budget_s,
+            time_budget_s_per_mb=config.redact.time_budget_s_per_mb,
+        ),
     ]
 
 

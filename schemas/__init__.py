@@ -42,8 +42,8 @@ WALK_SCHEMA = pa.schema(
     ]
 )
 
-#: One row per file in the dataset shards.
-ROW_SCHEMA = pa.schema(
+#: What decode gives: the file as text with its provenance, before redaction.
+DECODED_SCHEMA = pa.schema(
     [
         pa.field("blob_id", pa.string(), nullable=False),
         pa.field("content_id", pa.string(), nullable=False),
@@ -56,6 +56,15 @@ ROW_SCHEMA = pa.schema(
         pa.field("src_encoding", pa.string(), nullable=False),
         pa.field("content", pa.large_string(), nullable=False),
     ]
+)
+
+#: What redaction replaced in a file: one entry per kind found, never the values.
+PII_TYPE = pa.list_(pa.struct([pa.field("kind", pa.string(), nullable=False), pa.field("count", pa.int32())]))
+
+#: One row per file in the dataset shards (``sha256`` and ``length_bytes`` are of the content as written).
+ROW_SCHEMA = pa.schema(
+    [f for f in DECODED_SCHEMA if f.name != "content"]
+    + [pa.field("pii", PII_TYPE, nullable=False), DECODED_SCHEMA.field("content")]
 )
 
 #: One row per file that did not make it into the shards. Never content, never a secret.

@@ -29,6 +29,7 @@ class Reason(StrEnum):
     TOO_LARGE = "too_large"  # over the size limit
     BINARY = "binary"  # NUL byte in the probed prefix
     UNDECODABLE = "undecodable"  # neither UTF-8 nor any encoding we can detect
+    REDACTION_FAILED = "redaction_failed"  # redaction raised or ran out of time: never written unredacted
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import charset_normalizer
 import pyarrow as pa
 
-from schemas import ROW_SCHEMA
+from schemas import DECODED_SCHEMA
 from stages.base import Reason, StageResult, binary_array, binary_views, split
 
 _BOM = b"\xef\xbb\xbf"
@@ -25,7 +25,7 @@ _BOM = b"\xef\xbb\xbf"
 
 @dataclass(frozen=True)
 class Decode:
-    """Decode stage: fetched rows (with ``data``) in, dataset rows (ROW_SCHEMA) out."""
+    """Decode stage: fetched rows (with ``data``) in, text rows (DECODED_SCHEMA) out."""
 
     probe_bytes: int = 8192
     name: str = "decode"
@@ -108,7 +108,7 @@ def extension(path: str) -> str:
 def dataset_rows(
     fetched: pa.Table, encoded: list[bytes | memoryview], encodings: list[str], content: pa.Array | pa.ChunkedArray
 ) -> pa.Table:
-    """ROW_SCHEMA rows from fetched rows, their text UTF-8 encoded, and the same text as an Arrow column."""
+    """DECODED_SCHEMA rows from fetched rows, their text UTF-8 encoded, and the same text as an Arrow column."""
     columns = {
         "sha256": pa.array([hashlib.sha256(b).hexdigest() for b in encoded], pa.string()),
         "extension": pa.array([extension(p) for p in fetched["path"].to_pylist()], pa.string()),
@@ -117,5 +117,5 @@ def dataset_rows(
         "content": content,
     }
     return pa.table(
-        [columns[f.name] if f.name in columns else fetched[f.name] for f in ROW_SCHEMA], schema=ROW_SCHEMA
+        [columns[f.name] if f.name in columns else fetched[f.name] for f in DECODED_SCHEMA], schema=DECODED_SCHEMA
     )

@@ -4,7 +4,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import ROW_SCHEMA, WALK_SCHEMA
+from schemas import DECODED_SCHEMA, WALK_SCHEMA
 from stages.decode import Decode, decode_text, extension
 
 
@@ -32,7 +32,7 @@ def test_decode_utf8_latin1_bom_binary_and_row_columns() -> None:
     payloads = [b"print('hi')\n", b"\xef\xbb\xbfx = 1\n", latin.encode("latin-1"), b"\x7fELF\x00\x00\x01"]
     result = Decode().process(_fetched(payloads, ["/a.py", "/b.py", "/c.py", "/bin/tool"]))
     kept = result.kept
-    assert kept.schema == ROW_SCHEMA
+    assert kept.schema == DECODED_SCHEMA
     assert kept["content"].to_pylist() == ["print('hi')\n", "x = 1\n", latin]
     encodings = kept["src_encoding"].to_pylist()
     assert encodings[:2] == ["UTF-8", "UTF-8-SIG"]

@@ -1,0 +1,200 @@
+import hashlib
+import time
+
+import pyarrow as pa
+import pytest
+
+from schemas import DECODED_SCHEMA, ROW_SCHEMA
+from stages.redact import PRIVATE_IPV4, Redact, private_address
+
+# Fake secrets of the real shapes (made up here; none is live).
+AWS_ID = "AKIAQX5E7PLMNB3KT2RW"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Hd93kLp"
+GITHUB = "ghp_" + "Zq8xK2mP4vN7bR1tY5wL9cH3jF6dS0aG2eU4"
+GITHUB_PAT = (
+    "github_pat_11ABCDEFG0" + "x7Yq2Lm9Np4Rt8Vw3Zb6Cd1Fg5Hj0Kk2Mm4Nn6Pp8Qq0Rr2Ss4Tt6Uu8Vv0Ww2Xx4Yy6Zz8Aa0Bb2Cc4"
+)
+SLACK = "xoxb-2431234567-7654321098123-Zq8xK2mP4vN7bR1tY5wL9cH3"
+SLACK_HOOK = "https://hooks.slack.com/services/T01ABCDEF/B02GHIJKL/Zq8xK2mP4vN7bR1tY5wL9cH3"
+STRIPE = "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+SENDGRID = "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"
+NPM = "npm_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+GCP = "AIza" + "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"
+JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0"
+       ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+DJANGO = "q8Zx2Kp4Vm7Nb1Rt5Yw9Lc3Hj6Fd0Sa8Ge4Uq"
+PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAzq8xK2mP4vN7bR1tY5wL9cH3jF6dS0aG2eU4\n"
+       "Zq8xK2mP4vN7bR1tY5wL9cH3jF6dS0aG2eU4Zq8xK2mP4vN7bR1tY5wL9c\n-----END RSA PRIVATE KEY-----")
+
+
+@pytest.fixture(scope="module")
+def redact() -> Redact:
+    stage = Redact()
+    stage.setup()
+    return stage
+
+
+@pytest.mark.parametrize(
+    ("path", "line", "secret", "tag"),
+    [
+        ("/a.py", f'AWS_ACCESS_KEY_ID = "{AWS_ID}"', AWS_ID, "<KEY>"),
+        ("/.aws/credentials", f"aws_secret_access_key = {AWS_SECRET}", AWS_SECRET, "<KEY>"),
+        ("/ci.yml", f"  token: {GITHUB}", GITHUB, "<KEY>"),
+        ("/a.js", f'const t = "{GITHUB_PAT}";', GITHUB_PAT, "<KEY>"),
+        ("/bot.py", f'client = WebClient("{SLACK}")', SLACK, "<KEY>"),
+        ("/notify.sh", f"curl -X POST {SLACK_HOOK}", SLACK_HOOK, "<KEY>"),
+        ("/pay.rb", f"Stripe.api_key = '{STRIPE}'", STRIPE, "<KEY>"),
+        ("/mail.py", f"sg = SendGridAPIClient('{SENDGRID}')", SENDGRID, "<KEY>"),
+        ("/.npmrc", f"//registry.npmjs.org/:_authToken={NPM}", NPM, "<KEY>"),
+        ("/maps.html", f'<script src="https://maps.googleapis.com/maps/api/js?key={GCP}"></script>', GCP, "<KEY>"),
+        ("/api.ts", f"headers.Authorization = `Bearer {JWT}`", JWT, "<KEY>"),
+        ("/db.py", 'engine = create_engine("postgresql://admin:Tr0ub4dor3x@db.internal:5432/app")', "Tr0ub4dor3x",
+         "<KEY>"),
+        ("/settings.py", 'DATABASE_PASSWORD = "Tr0ub4dor&3xK"', "Tr0ub4dor&3xK", "<PASSWORD>"),
+        ("/.env", "DB_PASSWORD=c0rrectH0rseBatt", "c0rrectH0rseBatt", "<PASSWORD>"),
+        ("/config.yaml", "  passwd: Xk9#mQ2$vL7p", "Xk9#mQ2$vL7p", "<PASSWORD>"),
+        ("/Dockerfile", "ENV API_KEY=8fK2mQ9xLp4RtZ7w", "8fK2mQ9xLp4RtZ7w", "<KEY>"),
+        ("/app.py", f'SECRET_KEY = "{DJANGO}"', DJANGO, "<KEY>"),
+        ("/AUTHORS", "Jane Q. Developer <jane.developer@corp-mail.io>", "jane.developer@corp-mail.io", "<EMAIL>"),
+    ],
+)
+def test_each_kind_is_replaced_by_its_tag(redact: Redact, path: str, line: str, secret: str, tag: str) -> None:
+    text = f"# header\n{line}\nprint('done')\n"
+    out, counts = redact.redact(text, path)
+    assert secret not in out
+    assert tag in out
+    assert out.startswith("# header\n") and out.endswith("print('done')\n")
+
+
+def test_pem_private_key_block_is_removed_whole(redact: Redact) -> None:
+    text = f'KEY = """\n{PEM}\n"""\n'
+    out, counts = redact.redact(text, "/k.py")
+    assert out == 'KEY = """\n<KEY>\n"""\n'
+    assert counts["key"] == 1
+    escaped = PEM.replace("\n", "\\n")  # as in a GCP service-account JSON file
+    out, _ = redact.redact(f'{{"private_key": "{escaped}\\n"}}', "/sa.json")
+    assert "MIIEow" not in out and "<KEY>" in out
+
+
+def test_same_value_same_replacement_and_ip_mapping(redact: Redact) -> None:
+    text = "server 93.184.216.34\nbackup 93.184.216.34\nother 151.101.1.69\nlocal 192.168.1.10\ndns 8.8.8.8\n"
+    out, counts = redact.redact(text, "/hosts.conf")
+    first = private_address("93.184.216.34")
+    assert first in PRIVATE_IPV4
+    assert out.count(first) >= 2
+    assert "93.184.216.34" not in out and "151.101.1.69" not in out
+    assert "192.168.1.10" in out and "8.8.8.8" in out
+    assert counts["ip_address"] == 3
+    assert private_address("93.184.216.34") == first  # deterministic across calls
+
+
+def test_ipv6_public_redacted_private_and_docs_kept(redact: Redact) -> None:
+    out, _ = redact.redact("a = '2a00:1450:4001:81d::200e'\nb = '2001:db8::1'\nc = 'fe80::1'\nd = '::1'\n", "/n.py")
+    assert "2a00:1450:4001:81d::200e" not in out
+    assert "2001:db8::1" in out and "fe80::1" in out and "'::1'" in out
+
+
+def test_ordinary_code_is_left_alone(redact: Redact) -> None:
+    text = "\n".join([
+        'sha = "da39a3ee5e6b4b0d3255bfef95601890afd80709"',  # git SHA / SHA-1
+        'digest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"',  # SHA-256
+        'md5 = "d41d8cd98f00b204e9800998ecf8427e"',
+        'request_id = "123e4567-e89b-12d3-a456-426614174000"',  # UUID
+        '<script integrity="sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC"></script>',
+        '"integrity": "sha512-v2kDEe57lecTulaDIuNTPy3Ry4gLGJ6Z1O3vE1krgXZNrsQ+LFTGHVxVjcXPs7ed7Gf9ooYp2aKGCaVnZ3k9bg=='
+        '"',
+        "__version__ = '1.2.3.4'",
+        "version: 10.0.0.1",
+        "def getUserPasswordHash(self): return self._passwordHash",
+        "password = os.environ['DB_PASSWORD']",
+        'password = "${DB_PASSWORD}"',
+        'password: "changeme"',
+        "user@example.com and noreply@github.com",
+        "icon@2x.png",
+        "@decorator",
+        "x = a @ b",
+        "std::vector<int> v;",
+        "token = tokenize.generate_tokens(readline)",
+    ]) + "\n"
+    out, counts = redact.redact(text, "/code.py")
+    assert out == text, [a for a, b in zip(text.splitlines(), out.splitlines(), strict=True) if a != b]
+    assert sum(counts.values()) == 0
+
+
+def test_lock_files_keep_their_hashes(redact: Redact) -> None:
+    text = '"resolved": "https://r.example.org/x.tgz",\n"shasum": "Zq8xK2mP4vN7bR1tY5wL9cH3jF6dS0aG2eU4Zq8x"\n'
+    assert redact.redact(text, "/package-lock.json")[0] == text
+
+
+def test_crlf_and_non_ascii(redact: Redact) -> None:
+    text = "# Привет, мир — ünïcödé\r\npassword = \"Tr0ub4dor&3xK\"\r\nemail = 'jörg.müller@firma-beispiel.de'\r\n"
+    out, counts = redact.redact(text, "/s.py")
+    assert "Tr0ub4dor&3xK" not in out and out.count("\r\n") == 3 and "Привет" in out
+    assert counts["password"] == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 2_000_000,
+        "@" * 1_000_000,
+        "1." * 1_000_000,
+        ":" * 1_000_000,
+        "f:" * 500_000,
+        "://" + "a:" * 300_000,
+        "-----BEGIN RSA PRIVATE KEY-----\n" * 50_000,
+        "password=" * 200_000,
+        "x=\"" + "A1b2" * 250_000,
+        "eyJ" + "a" * 1_000_000,
+        "var a=" + ";".join(f"f{i}=\"{i}\"" for i in range(150_000)),  # minified one-liner
+    ],
+    ids=["letters", "at", "dots", "colons", "hexcolons", "basicauth", "pem", "keyword", "base64", "jwt", "minified"],
+)
+def test_pathological_input_takes_bounded_time(redact: Redact, text: str) -> None:
+    table = _rows([text])
+    start = time.perf_counter()
+    result = redact.process(table)
+    elapsed = time.perf_counter() - start
+    budget = redact.time_budget_s + redact.time_budget_s_per_mb * len(text) / 1e6
+    assert elapsed < budget + 5  # the budget, plus the one detector call in flight when it ran out
+    assert result.kept.num_rows + result.dropped.num_rows == 1
+    if result.dropped.num_rows:
+        assert result.dropped["reason"].to_pylist() == ["redaction_failed"]
+
+
+def test_a_file_over_its_budget_goes_to_the_ledger_without_its_values() -> None:
+    stage = Redact(time_budget_s=1e-9, time_budget_s_per_mb=1e-9)
+    stage.setup()
+    result = stage.process(_rows([f'password = "Tr0ub4dor&3xK"\nkey = "{AWS_ID}"\n']))
+    assert result.kept.num_rows == 0
+    assert result.dropped.select(["reason", "detail"]).to_pylist() == [
+        {"reason": "redaction_failed", "detail": "time budget exceeded"}
+    ]
+    assert "Tr0ub4dor" not in str(result.dropped.to_pylist()) and AWS_ID not in str(result.counters)
+
+
+def test_process_fills_pii_and_recomputes_hash(redact: Redact) -> None:
+    texts = [f'k = "{AWS_ID}"\nmail = "bob.smith@acme-corp.net"\n', "print('clean')\n"]
+    result = redact.process(_rows(texts))
+    assert result.kept.schema == ROW_SCHEMA
+    rows = result.kept.to_pylist()
+    assert rows[0]["pii"] == [{"kind": "email", "count": 1}, {"kind": "key", "count": 1}]
+    assert rows[1]["pii"] == []
+    assert rows[0]["sha256"] == hashlib.sha256(rows[0]["content"].encode()).hexdigest()
+    assert rows[0]["length_bytes"] == len(rows[0]["content"].encode())
+    assert rows[1]["content"] == texts[1]
+    assert result.counters["pii_key"] == 1 and result.counters["pii_email"] == 1
+    assert result.counters["files_with_pii"] == 1
+
+
+def _rows(texts: list[str]) -> pa.Table:
+    n = len(texts)
+    base = {f.name: [None] * n for f in DECODED_SCHEMA}
+    base.update({
+        "blob_id": [f"{i:040x}" for i in range(n)], "content_id": [f"{i:040x}" for i in range(n)],
+        "sha256": ["0" * 64] * n, "origin_url": ["https://x.org/r"] * n, "repo_name": ["x.org/r"] * n,
+        "snapshot_id": ["s"] * n, "revision_id": ["r"] * n, "directory_id": ["d"] * n, "branch_name": ["HEAD"] * n,
+        "path": [f"/f{i}.py" for i in range(n)], "path_is_utf8": [True] * n, "extension": ["py"] * n,
+        "length_bytes": [len(t.encode()) for t in texts], "src_encoding": ["UTF-8"] * n, "content": texts,
+    })
+    return pa.table(base, schema=DECODED_SCHEMA)
