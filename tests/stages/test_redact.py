@@ -115,6 +115,18 @@ def test_ordinary_code_is_left_alone(redact: Redact) -> None:
         "x = a @ b",
         "std::vector<int> v;",
         "token = tokenize.generate_tokens(readline)",
+        "# normalised output as per sections 5.2.4 and 6.2.2.3 of rfc3986",
+        "// From linux-2.6.8.1/include/linux/types.h",
+        "x = r[::2] + a[1:2:3] + graph.flat[::6]",
+        '"Cidr": "15.0.0.0/24",',
+        '"GroupIpAddress": "224.0.1.0"',
+        '"input_token": "NextToken",',
+        '"CodeSha256": "YFgDgEKG3ugvF1+pX64gV6tu9qNuIYNUdgJm8nCxsSc=",',
+        '"AWS::AppSync::ApiKey": "3d104ea0be48564b",',
+        '"Id": "dt_2wjDZi3hD1ivOXf6rpZJOSNE1AB",',
+        'api_key="your-replicate-api-key",',
+        "AWS_SECRET_ACCESS_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
+        "# Auth token (SKxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx)",
     ]) + "\n"
     out, counts = redact.redact(text, "/code.py")
     assert out == text, [a for a, b in zip(text.splitlines(), out.splitlines(), strict=True) if a != b]
