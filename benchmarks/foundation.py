@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--min-mb", type=float, default=300)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-foundation"))
     parser.add_argument("--partition-mb", type=int, default=32)
+    parser.add_argument("--redact", action="store_true",
+                        help="include the redaction stage (default: walk+fetch+decode+write only)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     repos, source_bytes = make_repos(args.work, int(args.min_mb * 1e6))
@@ -177,7 +179,8 @@ def main() -> None:
             export_repositories(subset, export, visit_date=dt.datetime(2024, 1, 2, tzinfo=dt.UTC))
             print(f"export-git: {len(subset)} repos in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     config = args.work / "config.toml"
-    config.write_text(f"[output]\npartition_bytes = {args.partition_mb * 1024 * 1024}\n")
+    config.write_text(f"[output]\npartition_bytes = {args.partition_mb * 1024 * 1024}\n"
+                      f"[redact]\nenabled = {'true' if args.redact else 'false'}\n")
     print("| export | workers | origins | files | content MB | wall s | of which walk s | end-to-end MB/s per worker "
           "| MB per CPU-second (all processes) | after-walk MB/s per worker | peak RSS per worker MiB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

@@ -28,6 +28,9 @@ Parquet shards ({human_bytes(t['shard_bytes'])}, zstd).
 ## Languages
 {markdown_table(["language", "files", "bytes"], language_rows(manifest))}
 
+## Personal data and secrets
+{_redaction_summary(manifest)}
+
 ## What was dropped, by stage
 {markdown_table(["stage", "in", "kept", "dropped by reason"], stage_rows(manifest))}
 
@@ -53,3 +56,16 @@ python -m pipeline verify {version}
 `manifest.json` lists every shard with its rows, bytes and SHA-256, the full config and the
 software versions that built it.
 """
+
+
+def _redaction_summary(manifest: dict[str, Any]) -> str:
+    stage = next((s for s in manifest["stages"] if s["name"] == "redact"), None)
+    if stage is None:
+        return "Not redacted: this version was built without the redaction stage."
+    c = stage["counters"]
+    return (
+        f"Replaced in {c.get('files_with_pii', 0)} files: {c.get('pii_email', 0)} email addresses (`<EMAIL>`), "
+        f"{c.get('pii_key', 0)} keys and tokens (`<KEY>`), {c.get('pii_password', 0)} passwords (`<PASSWORD>`), "
+        f"{c.get('pii_ip_address', 0)} public IP addresses (by private ones). Per file counts are in the `pii` "
+        f"column; files whose redaction failed are in `dropped/` (`redaction_failed`), never in `data/`."
+    )

@@ -40,11 +40,13 @@ class DecodeConfig:
 
 @dataclass(frozen=True)
 class RedactConfig:
-    """Redaction: keep emails on package-author lines? Time budget per file (base + per MB of text).
+    """Redaction: on or off; keep emails on package-author lines? Time budget per file (base + per MB).
 
     A file that runs out of its budget goes to the ledger (redaction_failed), never out unredacted.
+    Off (``enabled = false``) is for corpora that are redacted elsewhere; the dataset card says so.
     """
 
+    enabled: bool = True
     keep_author_emails: bool = False
     time_budget_s: float = 2.0
     time_budget_s_per_mb: float = 4.0

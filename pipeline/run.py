@@ -55,15 +55,19 @@ def software_versions() -> dict[str, str]:
 
 def build_stages(store_url: str, config: Config) -> list[Stage]:
     """The stages, in the order of the flow."""
-    return [
+    stages: list[Stage] = [
         Fetch(store_url, max_bytes=config.fetch.max_file_bytes, threads=config.execution.fetch_threads),
         Decode(probe_bytes=config.decode.binary_probe_bytes),
-        Redact(
-            keep_author_emails=config.redact.keep_author_emails,
-            time_budget_s=config.redact.time_budget_s,
-            time_budget_s_per_mb=config.redact.time_budget_s_per_mb,
-        ),
     ]
+    if config.redact.enabled:
+        stages.append(
+            Redact(
+                keep_author_emails=config.redact.keep_author_emails,
+                time_budget_s=config.redact.time_budget_s,
+                time_budget_s_per_mb=config.redact.time_budget_s_per_mb,
+            )
+        )
+    return stages
 
 
 def run_version(

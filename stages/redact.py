@@ -114,7 +114,7 @@ _PASSWORD_WORD = re.compile(r"(?i)passw|passwd|pwd|\bpass\b|_pass\b")
 
 _CODE_EXTENSIONS = frozenset(
     "py pyi js jsx mjs cjs ts tsx java kt kts scala groovy c h cc cpp cxx hpp hh cs go rs rb php swift m mm "
-    "pl pm lua r jl dart ex exs erl hs ml fs clj vb".split()
+    "pl pm lua r jl dart ex exs erl hs ml fs clj vb ipynb".split()
 )
 _LOCK_FILES = frozenset({
     "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "pipfile.lock", "cargo.lock",
@@ -138,6 +138,7 @@ _PLACEHOLDER_VALUE = re.compile(
     r"|empty|undefined|example|dummy|test|testing|sample|foo|bar|baz|your[_-]?\w*|my[_-]?\w*|\w*here|placeholder"
     r"|redacted|hidden|masked|todo|tbd|fixme|default|admin|root|user(?:name)?|pass|p@ssw0rd|1234\d*|abc\d*)$"
 )
+_EXPRESSION = re.compile(r"^[A-Za-z_][\w.]*[\[(]")
 _WORDS = re.compile(r"^[A-Za-z]+(?:[-_. /:][A-Za-z]+)*$")
 _RESOURCE = re.compile(r"^(?:arn|urn|https?|s3|gs|file|ftp):", re.IGNORECASE)
 _REPEATED = re.compile(r"(.)\1{5,}")
@@ -423,6 +424,9 @@ def _is_placeholder(value: str) -> bool:
         return True
     # references, not values: ${VAR}, {{ var }}, %(var)s, $VAR, os.environ[...], <your-token>
     if re.search(r"\$\{|\{\{|%\(|^\$\w|environ|getenv|process\.env|^<.*>$|^\[.*\]$|\(\)?$", stripped):
+        return True
+    # code, not a value: yaml.safe_load(f), secrets['key'], config.get(
+    if _EXPRESSION.match(stripped):
         return True
     # words are names, not secrets: NextToken, db_password, your-api-key, "GitLab Token", resource/Name
     if _WORDS.match(stripped) or _looks_like_hash_or_id(stripped):

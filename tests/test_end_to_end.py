@@ -247,3 +247,14 @@ def test_origins_without_a_full_visit_are_counted(sample_export: Path, tmp_path:
     assert main(args) == 0
     walk = read_manifest(output / "v1")["walk"]
     assert (walk["origins"], walk["origins_walked"], walk["origin_problems"]["no_full_visit"]) == (3, 2, 1)
+
+
+def test_redaction_can_be_switched_off_and_the_card_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[redact]\nenabled = false\n")
+    output = tmp_path / "dataset"
+    assert main(["run", "--version", "1", "--output", str(output), "--config", str(config), "--workers", "1"]) == 0
+    manifest = read_manifest(output / "v1")
+    assert [s["name"] for s in manifest["stages"]] == ["fetch", "decode"]
+    assert "pii" not in ds.dataset(output / "v1" / "data", format="parquet").schema.names
+    assert "Not redacted" in (output / "v1" / "README.md").read_text()

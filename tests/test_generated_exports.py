@@ -5,10 +5,12 @@ import subprocess
 from pathlib import Path
 
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from manifests.manifest import read_manifest, verify
 from pipeline.cli import main
+from stages.redact import private_address
 
 GIT_ENV = {
     **os.environ,
@@ -34,6 +36,16 @@ def make_repo(path: Path, files: dict[bytes, bytes]) -> Path:
     return path
 
 
+# fake values of real shapes: none is live
+FAKE_AWS_ID = "AKIA" + "QX5E7PLMNB3KT2RW"
+FAKE_PASSWORD = "Tr0ub4dor&3xK-" + "horse"
+FAKE_EMAIL = "maria.gonzalez" + "@acme-mail.io"
+SECRETS_FILE = (
+    f'AWS_ACCESS_KEY_ID = "{FAKE_AWS_ID}"\nDB_PASSWORD = "{FAKE_PASSWORD}"\n'
+    f"# maintainer: {FAKE_EMAIL}\nBACKUP_HOST = '93.184.216.34'\n"
+)
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Three repositories exported together, and the dataset built from them."""
@@ -45,6 +57,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         b"a/b/c/d/deep.py": b"DEPTH = 4\n",
         b"img.bin": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
         b"latin.py": latin.encode("latin-1"),
+        b"deploy/settings.py": SECRETS_FILE.encode(),
     })
     # a submodule entry: a gitlink to a commit that is not in this repository
     git(shapes, "update-index", "--add", "--cacheinfo", "160000," + "1" * 40 + ",vendor/lib")
@@ -69,8 +82,14 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     config = root / "config.toml"
     config.write_text('[walk]\ndefault_branches = ["refs/heads/main", "refs/tags/v2.0"]\n')
     output = root / "dataset"
-    assert main(["run", "--version", "1", "--input", str(export), "--output", str(output),
-                 "--config", str(config), "--workers", "1"]) == 0
+    import contextlib
+    import io
+
+    log = io.StringIO()
+    with contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
+        assert main(["run", "--version", "1", "--input", str(export), "--output", str(output),
+                     "--config", str(config), "--workers", "1"]) == 0
+    (root / "run.log").write_text(log.getvalue())
     return export, output / "v1"
 
 
@@ -83,7 +102,7 @@ def test_every_shape_is_walked_and_accounted_for(generated: tuple[Path, Path]) -
     rows = {(r["origin_url"].rsplit("/", 1)[1], r["path"]): r for r in data.to_pylist()}
     assert set(rows) == {
         ("shapes", "/empty.txt"), ("shapes", "/caf\\xe9.py"), ("shapes", "/a/b/c/d/deep.py"),
-        ("shapes", "/latin.py"), ("released", "/src/lib.py"),
+        ("shapes", "/latin.py"), ("shapes", "/deploy/settings.py"), ("released", "/src/lib.py"),
     }
     assert rows[("shapes", "/caf\\xe9.py")]["path_is_utf8"] is False
     assert rows[("shapes", "/empty.txt")]["content"] == "" and rows[("shapes", "/empty.txt")]["length_bytes"] == 0
@@ -109,3 +128,27 @@ def test_provenance_matches_git(generated: tuple[Path, Path]) -> None:
     assert row["content_id"] == git(shapes, "rev-parse", "HEAD:a/b/c/d/deep.py")
     assert str(row["revision_date"]) == "2024-03-01 09:00:00+00:00"
     assert str(row["visit_date"]) == "2024-04-01 00:00:00+00:00"
+
+
+def test_secrets_are_redacted_and_appear_nowhere(generated: tuple[Path, Path]) -> None:
+    export, version = generated
+    data = ds.dataset(version / "data", format="parquet").to_table()
+    row = next(r for r in data.to_pylist() if r["path"] == "/deploy/settings.py")
+    assert row["content"] == (
+        'AWS_ACCESS_KEY_ID = "<KEY>"\nDB_PASSWORD = "<PASSWORD>"\n# maintainer: <EMAIL>\n'
+        f"BACKUP_HOST = '{private_address('93.184.216.34')}'\n"
+    )
+    assert row["pii"] == [
+        {"kind": "email", "count": 1}, {"kind": "ip_address", "count": 1},
+        {"kind": "key", "count": 1}, {"kind": "password", "count": 1},
+    ]
+    counters = next(s for s in read_manifest(version)["stages"] if s["name"] == "redact")["counters"]
+    assert (counters["pii_key"], counters["pii_password"], counters["pii_email"]) == (1, 1, 1)
+    # not in any file of the version (shards, ledger, manifest, card, sums), nor in the run's log
+    files = [p for p in version.rglob("*") if p.is_file()] + [export.parent / "run.log"]
+    for secret in (FAKE_AWS_ID, FAKE_PASSWORD, FAKE_EMAIL, "93.184.216.34"):
+        for path in files:
+            raw = path.read_bytes()
+            if path.suffix == ".parquet":
+                raw = str(pq.read_table(path).to_pylist()).encode()
+            assert secret.encode() not in raw, path
