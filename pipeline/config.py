@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from stages.dedup import DedupConfig
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Config:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
@@ -106,7 +108,13 @@ def load_config(path: Path | None) -> Config:
         sections[section_field.name] = _section(path, section_field.name, section_field.default_factory(), values)
     if data:
         raise PipelineError(f"{path}: unknown config section(s) {', '.join(sorted(data))}")
-    return Config(**sections)
+    config = Config(**sections)
+    if config.dedup.bands * config.dedup.rows > config.dedup.num_perm:
+        d = config.dedup
+        raise PipelineError(f"{path}: [dedup] bands x rows ({d.bands} x {d.rows}) exceeds num_perm ({d.num_perm})")
+    if not 0 < config.dedup.threshold <= 1:
+        raise PipelineError(f"{path}: [dedup] threshold must be in (0, 1]")
+    return config
 
 
 def _section(path: Path, name: str, default: Any, values: dict[str, Any]) -> Any:

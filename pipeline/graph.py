@@ -17,8 +17,10 @@ from typing import Any
 
 import dask
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import xxhash
 from dask.distributed import Client, LocalCluster, as_completed
 from tqdm import tqdm
@@ -26,9 +28,17 @@ from tqdm import tqdm
 from pipeline import walk
 from pipeline.config import Config
 from pipeline.orc import Export, Piece
-from pipeline.partition import process_partition, ready
+from pipeline.partition import (
+    DECISIONS_SCHEMA,
+    KEYS_SCHEMA,
+    WORK,
+    finalize_partition,
+    process_partition,
+    ready,
+)
 from schemas import WALK_SCHEMA
 from stages.base import Stage
+from stages.dedup import DedupConfig, band_hashes, blob_of_rank, candidate_pairs, estimated_jaccard, first_of_groups
 
 _MAX_DEPTH = 10_000  # directory trees are acyclic; this only guards against a corrupt export
 
@@ -171,17 +181,33 @@ def _bucket(df: pd.DataFrame, nbuckets: int) -> pd.DataFrame:
     return df.assign(bucket=pd.Series(buckets, index=df.index, dtype="int64"))
 
 
-def _process_buckets(
-    df: pd.DataFrame, stages: Sequence[Stage], staging: str, config: Config
-) -> list[dict[str, Any]]:
+def _process_buckets(df: pd.DataFrame, stages: Sequence[Stage], staging: str, config: Config) -> list[dict[str, Any]]:
     prepared = [ready(stage) for stage in stages]
     reports = []
     for bucket, group in sorted(df.groupby("bucket", sort=True), key=lambda kv: kv[0]):
         table = to_arrow(group.drop(columns=["bucket"]))
-        reports.append(
-            {"bucket": int(bucket), **process_partition(table, int(bucket), prepared, Path(staging), config.output)}
-        )
+        reports.append(process_partition(table, int(bucket), prepared, Path(staging), config.output, config.dedup))
     return reports
+
+
+def _finalize(bucket: int, staging: str, config: Config) -> dict[str, Any]:
+    folder = Path(staging) / WORK / "decisions" / f"bucket={bucket}"
+    if folder.is_dir():
+        decisions = pq.read_table(folder, schema=DECISIONS_SCHEMA.remove(0))
+        decisions = decisions.add_column(0, "bucket", pa.array([bucket] * decisions.num_rows, pa.int32()))
+    else:
+        decisions = DECISIONS_SCHEMA.empty_table()
+    return finalize_partition(bucket, Path(staging), decisions, config.output)
+
+
+def _run_with_bar(client: Client, tasks: list[Any], desc: str) -> list[Any]:
+    futures = client.compute(tasks)
+    results = []
+    with tqdm(total=len(futures), desc=desc, unit="part", disable=None, file=sys.stderr) as bar:
+        for future in as_completed(futures):
+            results.append(future.result())
+            bar.update(1)
+    return results
 
 
 def build(
@@ -191,10 +217,11 @@ def build(
     config: Config,
     client: Client,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Walk ``export``, run ``stages`` per partition and write shards under ``staging``.
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+    """Walk ``export``, run ``stages`` per partition, deduplicate, and write shards under ``staging``.
 
-    Returns the walk report and one report per input partition (see ``process_partition``).
+    Returns the walk report, one stage report per input partition (``process_partition``), the
+    dedup report, and one write report per partition (``finalize_partition``).
     """
     walker = Walk(export, config, log)
     rows = walker.files().persist()
@@ -204,18 +231,166 @@ def build(
     walker.report.update(files=n_files, content_bytes=total_bytes, partitions=nbuckets)
     log(f"walk: {n_files} files, {total_bytes / 1e6:.1f} MB of content, {nbuckets} partition(s)")
     if n_files == 0:
-        return walker.report, []
+        return walker.report, [], {}, []
     bucketed = rows.map_partitions(_bucket, nbuckets, meta=_bucket(rows._meta, 1))
     bucketed = bucketed.shuffle("bucket", npartitions=nbuckets)
-    tasks = [
-        dask.delayed(_process_buckets)(part, list(stages), str(staging), config)
-        for part in bucketed.to_delayed()
-    ]
-    futures = client.compute(tasks)
-    reports: list[dict[str, Any]] = []
-    with tqdm(total=len(futures), desc="partitions", unit="part", disable=None, file=sys.stderr) as bar:
-        for future in as_completed(futures):
-            reports.extend(future.result())
-            bar.update(1)
-    reports.sort(key=lambda r: r["bucket"])
-    return walker.report, reports
+    tasks = [dask.delayed(_process_buckets)(part, list(stages), str(staging), config) for part in bucketed.to_delayed()]
+    stage_reports = sorted((r for rs in _run_with_bar(client, tasks, "stages") for r in rs), key=lambda r: r["bucket"])
+    buckets = [r["bucket"] for r in stage_reports]
+    dedup_report = Dedup(staging, config.dedup, log).run(nbuckets)
+    tasks = [dask.delayed(_finalize)(b, str(staging), config) for b in buckets]
+    write_reports = sorted(_run_with_bar(client, tasks, "write"), key=lambda r: r["bucket"])
+    return walker.report, stage_reports, dedup_report, write_reports
+
+
+class Dedup:
+    """Exact and near dedup over the whole corpus, as shuffles and joins of the rows' keys.
+
+    exact: keys shuffled on sha256 → the survivor of each hash. near: the survivors' LSH band keys
+    shuffled on (band, key) → candidate pairs per bucket → joined with both signatures and
+    verified → connected components by min-label propagation with pointer jumping → the survivor
+    of each component. Decisions are written per input partition for ``finalize_partition``.
+    """
+
+    def __init__(self, staging: Path, config: DedupConfig, log: Callable[[str], None]) -> None:
+        self.work = staging / WORK
+        self.config = config
+        self.log = log
+
+    def run(self, nbuckets: int) -> dict[str, Any]:
+        meta = to_pandas(KEYS_SCHEMA.empty_table())
+        keys = dd.read_parquet(str(self.work / "keys"), dtype_backend="pyarrow")
+        keys = keys.astype(meta.dtypes.to_dict()) if len(keys.columns) else meta
+        picked = keys.shuffle("sha256").map_partitions(_pick_exact, meta=_pick_exact(meta))
+        picked = picked.persist()
+        exact = picked[~picked.is_survivor]
+        exact_decisions = exact.map_partitions(
+            _decisions, "exact_dedup", "exact_duplicate", False, meta=to_pandas(DECISIONS_SCHEMA.empty_table())
+        )
+        survivors = picked[picked.is_survivor & ~picked.signature.isna()][["bucket", "row", "rank", "blob_id",
+                                                                          "signature"]].persist()
+        near_decisions, report = self._near(survivors)
+        decisions = dd.concat([exact_decisions, near_decisions])
+        n_in, n_exact, n_near = dask.compute(picked.shape[0], exact.shape[0], near_decisions.shape[0])
+        decisions.to_parquet(str(self.work / "decisions"), partition_on=["bucket"], write_index=False)
+        report.update(rows_in=int(n_in), exact_duplicates=int(n_exact), near_duplicates=int(n_near))
+        self.log(f"dedup: {n_exact} exact and {n_near} near duplicates of {n_in} files")
+        return report
+
+    def _near(self, survivors: dd.DataFrame) -> tuple[dd.DataFrame, dict[str, Any]]:
+        c = self.config
+        band_meta = pd.DataFrame({"bk": pd.Series(dtype="uint64"), "node": pd.Series(dtype=pd.ArrowDtype(pa.string()))})
+        bands = survivors.map_partitions(_band_rows, c.bands, c.rows, meta=band_meta)
+        pair_meta = pd.DataFrame({"a": band_meta.node, "b": band_meta.node})
+        pairs = bands.shuffle("bk").map_partitions(_bucket_pairs, meta=pair_meta)
+        pairs = pairs.shuffle("a").map_partitions(lambda df: df.drop_duplicates(), meta=pair_meta)
+        sigs = survivors[["rank", "signature"]]
+        with_sigs = pairs.merge(sigs.rename(columns={"rank": "a", "signature": "sig_a"}), on="a")
+        with_sigs = with_sigs.merge(sigs.rename(columns={"rank": "b", "signature": "sig_b"}), on="b")
+        edges = with_sigs.map_partitions(_verify, c.threshold, meta=pair_meta).persist()
+        n_pairs, n_edges = dask.compute(pairs.shape[0], edges.shape[0])
+        labels, iterations = _components(edges, self.log)
+        members = labels[labels.node != labels.label]
+        members = members.merge(survivors[["rank", "bucket", "row"]].rename(columns={"rank": "node"}), on="node")
+        decisions = members.map_partitions(
+            _decisions_from_labels, c.keep_near_duplicates, meta=to_pandas(DECISIONS_SCHEMA.empty_table())
+        )
+        n_clusters = dask.compute(labels[labels.node == labels.label].shape[0])[0] if iterations else 0
+        report = {"candidate_pairs": int(n_pairs), "verified_pairs": int(n_edges), "clusters": int(n_clusters),
+                  "label_iterations": iterations}
+        return decisions, report
+
+
+def _pick_exact(df: pd.DataFrame) -> pd.DataFrame:
+    """Keys shuffled on sha256: the smallest rank of each hash survives, the others name it."""
+    table = to_arrow(df).sort_by([("sha256", "ascending"), ("rank", "ascending")])
+    hashes, blobs = table["sha256"].to_pylist(), table["blob_id"].to_pylist()
+    first = first_of_groups(hashes)
+    survivor, current = [], None
+    for i, is_first in enumerate(first):
+        current = blobs[i] if is_first else current
+        survivor.append(current)
+    out = table.append_column("is_survivor", pa.array(first, pa.bool_()))
+    return to_pandas(out.append_column("survivor_blob", pa.array(survivor, pa.string())))
+
+
+def _decisions(df: pd.DataFrame, stage: str, reason: str, keep: bool) -> pd.DataFrame:
+    n = len(df)
+    return to_pandas(pa.table({
+        "bucket": pa.array(df["bucket"].to_numpy(), pa.int32()),
+        "row": pa.array(df["row"].to_numpy(), pa.int64()),
+        "stage": pa.array([None if keep else stage] * n, pa.string()),
+        "reason": pa.array([None if keep else reason] * n, pa.string()),
+        "detail": pa.array(df["survivor_blob"].tolist(), pa.string()),
+        "near_dup_cluster": pa.array(df["survivor_blob"].tolist(), pa.string()),
+    }, schema=DECISIONS_SCHEMA))
+
+
+def _decisions_from_labels(df: pd.DataFrame, keep: bool) -> pd.DataFrame:
+    return _decisions(df.assign(survivor_blob=[blob_of_rank(r) for r in df["label"]]), "near_dedup",
+                      "near_duplicate", keep)
+
+
+def _signature_matrix(values: Sequence[bytes]) -> np.ndarray:
+    return np.frombuffer(b"".join(values), dtype=np.uint32).reshape(len(values), -1) if len(values) else np.empty(
+        (0, 0), np.uint32)
+
+
+def _band_rows(df: pd.DataFrame, bands: int, rows: int) -> pd.DataFrame:
+    """One row per (document, band): the band's key mixed with its number, and the document."""
+    keys = band_hashes(_signature_matrix(df["signature"].tolist()), bands, rows)
+    with np.errstate(over="ignore"):
+        keys = keys ^ (np.arange(bands, dtype=np.uint64) * np.uint64(0xD6E8FEB86659FD93))[None, :]
+    nodes = np.repeat(np.asarray(df["rank"].tolist(), dtype=object), bands)
+    return pd.DataFrame({"bk": keys.reshape(-1), "node": pd.array(nodes, dtype=pd.ArrowDtype(pa.string()))})
+
+
+def _bucket_pairs(df: pd.DataFrame) -> pd.DataFrame:
+    """Candidate pairs of every LSH bucket in this partition (linear in each bucket's size)."""
+    df = df.sort_values(["bk", "node"])
+    keys, nodes = df["bk"].to_numpy(), df["node"].tolist()
+    a, b = [], []
+    start = 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[start]:
+            if i - start > 1:
+                for x, y in candidate_pairs(nodes[start:i]):
+                    a.append(x)
+                    b.append(y)
+            start = i
+    string = pd.ArrowDtype(pa.string())
+    return pd.DataFrame({"a": pd.array(a, dtype=string), "b": pd.array(b, dtype=string)})
+
+
+def _verify(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Candidate pairs whose estimated Jaccard (share of equal MinHash values) reaches ``threshold``."""
+    if not len(df):
+        return df[["a", "b"]]
+    similar = estimated_jaccard(_signature_matrix(df["sig_a"].tolist()), _signature_matrix(df["sig_b"].tolist()))
+    return df.loc[similar >= threshold, ["a", "b"]]
+
+
+def _components(edges: dd.DataFrame, log: Callable[[str], None]) -> tuple[dd.DataFrame, int]:
+    """Connected components of ``edges`` (a, b): every node labelled with the smallest node of its
+    component, by min-label propagation with pointer jumping, all as shuffles and joins."""
+    string = pd.ArrowDtype(pa.string())
+    label_meta = pd.DataFrame({"node": pd.Series(dtype=string), "label": pd.Series(dtype=string)})
+    both = dd.concat([edges.rename(columns={"a": "src", "b": "dst"}), edges.rename(columns={"a": "dst", "b": "src"})])
+    labels = both[["src"]].rename(columns={"src": "node"}).drop_duplicates(split_out=True)
+    labels = labels.assign(label=labels.node).persist()
+    for iteration in range(1, 200):
+        neighbour = both.merge(labels.rename(columns={"node": "dst", "label": "nlabel"}), on="dst")
+        offered = neighbour[["src", "nlabel"]].rename(columns={"src": "node", "nlabel": "label"})
+        candidates = dd.concat([labels, offered])
+        new = candidates.groupby("node").label.min(split_out=True).reset_index()
+        jumped = new.merge(new.rename(columns={"node": "label", "label": "label2"}), on="label", how="left")
+        jumped = jumped.assign(label=jumped.label.where(jumped.label2.isna() | (jumped.label <= jumped.label2),
+                                                        jumped.label2))[["node", "label"]]
+        jumped = jumped.map_partitions(lambda df: df, meta=label_meta).persist()
+        compared = jumped.merge(labels.rename(columns={"label": "old"}), on="node")
+        changed = int((compared.label != compared.old).sum().compute())
+        labels = jumped
+        if changed == 0:
+            return labels, iteration
+        log(f"dedup: components, iteration {iteration}, {changed} labels changed")
+    raise RuntimeError("connected components did not converge in 200 iterations")

@@ -24,6 +24,7 @@ from pipeline.config import Config
 from pipeline.content_store import ContentStore
 from pipeline.errors import PipelineError
 from pipeline.orc import Export
+from pipeline.partition import WORK
 from pipeline.writer import sha256_file
 from stages.base import Reason, Stage
 from stages.decode import Decode
@@ -110,8 +111,13 @@ def run_version(
     stages = build_stages(store_url, config)
     try:
         with dask_client(workers, scheduler) as client:
-            walk_report, reports = build(export, stages, staging, config, client, log)
-        manifest = assemble_manifest(version, identity, config, stages, walk_report, reports)
+            walk_report, stage_reports, dedup_report, write_reports = build(
+                export, stages, staging, config, client, log
+            )
+        shutil.rmtree(staging / WORK, ignore_errors=True)
+        manifest = assemble_manifest(
+            version, identity, config, stages, walk_report, stage_reports, dedup_report, write_reports
+        )
         readme = staging / "README.md"
         readme.write_text(dataset_card(manifest))
         manifest["files"] = [{"path": "README.md", "bytes": readme.stat().st_size, "sha256": sha256_file(readme)}]
@@ -157,33 +163,46 @@ def assemble_manifest(
     config: Config,
     stages: list[Stage],
     walk_report: dict[str, Any],
-    reports: list[dict[str, Any]],
+    stage_reports: list[dict[str, Any]],
+    dedup_report: dict[str, Any],
+    write_reports: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """The manifest from the reports of every partition; checks files in = kept + dropped."""
     stage_entries = []
     for stage in stages:
         totals: dict[str, int] = {}
-        for report in reports:
+        for report in stage_reports:
             for key, value in report["stages"].get(stage.name, {}).items():
                 totals[key] = totals.get(key, 0) + value
-        reasons = {k: v for k, v in totals.items() if k in _REASONS}
-        extra = {k: v for k, v in totals.items() if k not in reasons and k not in ("in", "kept")}
-        stage_entries.append(
-            {"name": stage.name, "in": totals.get("in", 0), "kept": totals.get("kept", 0),
-             "dropped": dict(sorted(reasons.items())), "counters": dict(sorted(extra.items()))}
-        )
+        stage_entries.append(_stage_entry(stage.name, totals))
+    if dedup_report:
+        dropped: dict[str, dict[str, int]] = {}
+        for report in write_reports:
+            for stage_name, reasons in report["dedup_dropped"].items():
+                for reason, n in reasons.items():
+                    dropped.setdefault(stage_name, {})[reason] = dropped.get(stage_name, {}).get(reason, 0) + n
+        exact_in = dedup_report["rows_in"]
+        exact_out = sum(dropped.get("exact_dedup", {}).values())
+        near_out = sum(dropped.get("near_dedup", {}).values())
+        stage_entries.append(_stage_entry("exact_dedup", {"in": exact_in, "kept": exact_in - exact_out,
+                                                          **dropped.get("exact_dedup", {})}))
+        near_counters = {k: v for k, v in dedup_report.items()
+                         if k in ("candidate_pairs", "verified_pairs", "clusters", "label_iterations")}
+        stage_entries.append(_stage_entry("near_dedup", {"in": exact_in - exact_out,
+                                                         "kept": exact_in - exact_out - near_out,
+                                                         **dropped.get("near_dedup", {}), **near_counters}))
     languages: dict[str, dict[str, int]] = {}
-    for report in reports:
+    for report in write_reports:
         for language, stats in report["languages"].items():
             entry = languages.setdefault(language, {"files": 0, "bytes": 0})
             entry["files"] += stats["files"]
             entry["bytes"] += stats["bytes"]
-    shards = sorted((s for r in reports for s in r["shards"]), key=lambda s: s["path"])
+    shards = sorted((s for r in write_reports for s in r["shards"]), key=lambda s: s["path"])
     files_in = walk_report["files"]
-    kept = sum(r["rows_kept"] for r in reports)
-    dropped = sum(r["rows_dropped"] for r in reports)
-    if files_in != kept + dropped or files_in != sum(r["rows_in"] for r in reports):
-        raise RuntimeError(f"bug: {files_in} files walked but {kept} kept + {dropped} dropped")
+    kept = sum(r["rows_kept"] for r in write_reports)
+    dropped_total = sum(r["rows_dropped"] for r in write_reports)
+    if files_in != kept + dropped_total or files_in != sum(r["rows_in"] for r in stage_reports):
+        raise RuntimeError(f"bug: {files_in} files walked but {kept} kept + {dropped_total} dropped")
     return {
         "format": FORMAT,
         "version": version,
@@ -198,8 +217,15 @@ def assemble_manifest(
         "totals": {
             "files_in": files_in,
             "files_kept": kept,
-            "files_dropped": dropped,
+            "files_dropped": dropped_total,
             "content_bytes": sum(v["bytes"] for v in languages.values()),
             "shard_bytes": sum(s["bytes"] for s in shards),
         },
     }
+
+
+def _stage_entry(name: str, totals: dict[str, int]) -> dict[str, Any]:
+    reasons = {k: v for k, v in totals.items() if k in _REASONS}
+    extra = {k: v for k, v in totals.items() if k not in reasons and k not in ("in", "kept")}
+    return {"name": name, "in": totals.get("in", 0), "kept": totals.get("kept", 0),
+            "dropped": dict(sorted(reasons.items())), "counters": dict(sorted(extra.items()))}

@@ -61,10 +61,17 @@ DECODED_SCHEMA = pa.schema(
 #: What redaction replaced in a file: one entry per kind found, never the values.
 PII_TYPE = pa.list_(pa.struct([pa.field("kind", pa.string(), nullable=False), pa.field("count", pa.int32())]))
 
-#: One row per file in the dataset shards (``sha256`` and ``length_bytes`` are of the content as written).
-ROW_SCHEMA = pa.schema(
+#: What the per-file stages give (after redaction), before dedup adds ``near_dup_cluster``.
+REDACTED_SCHEMA = pa.schema(
     [f for f in DECODED_SCHEMA if f.name != "content"]
     + [pa.field("pii", PII_TYPE, nullable=False), DECODED_SCHEMA.field("content")]
+)
+
+#: One row per file in the dataset shards (``sha256`` and ``length_bytes`` are of the content as written).
+#: ``near_dup_cluster``: the blob_id of the surviving member of the file's near-duplicate cluster.
+ROW_SCHEMA = pa.schema(
+    [f for f in REDACTED_SCHEMA if f.name != "content"]
+    + [pa.field("near_dup_cluster", pa.string()), REDACTED_SCHEMA.field("content")]
 )
 
 #: One row per file that did not make it into the shards. Never content, never a secret.

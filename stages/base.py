@@ -30,6 +30,8 @@ class Reason(StrEnum):
     BINARY = "binary"  # NUL byte in the probed prefix
     UNDECODABLE = "undecodable"  # neither UTF-8 nor any encoding we can detect
     REDACTION_FAILED = "redaction_failed"  # redaction raised or ran out of time: never written unredacted
+    EXACT_DUPLICATE = "exact_duplicate"  # same content (SHA-256) as the surviving copy named in detail
+    NEAR_DUPLICATE = "near_duplicate"  # in the near-duplicate cluster of the surviving copy named in detail
 
 
 @dataclass(frozen=True)
