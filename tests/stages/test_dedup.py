@@ -48,7 +48,6 @@ def test_tokens_and_shingles() -> None:
 
 def test_estimate_tracks_true_jaccard_on_real_near_copies() -> None:
     import inspect
-
     import json as module
 
     original = inspect.getsource(module)
