@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="worker processes of the local Dask cluster (default: one per core)")
     where.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                        help="run on an existing Dask cluster")
+    run.add_argument("--memory-limit", default="auto", metavar="BYTES",
+                     help="memory limit of each local worker, e.g. 2GiB (default: the machine's memory / workers)")
 
     inspect = sub.add_parser("inspect", help="summarise a version's manifest")
     inspect.add_argument("version", nargs="?", default=None, help="version (default: the latest in OUTPUT)")
@@ -103,6 +105,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             load_config(args.config),
             args.workers,
             args.scheduler,
+            memory_limit=args.memory_limit,
         )
         return 0
     if args.command == "inspect":

@@ -36,15 +36,24 @@ from pipeline.partition import (
     process_partition,
     ready,
 )
+from pipeline.writer import shard_name
 from schemas import WALK_SCHEMA
 from stages.base import Stage
-from stages.dedup import DedupConfig, band_hashes, blob_of_rank, candidate_pairs, estimated_jaccard, first_of_groups
+from stages.dedup import (
+    DedupConfig,
+    band_hashes,
+    blob_of_rank,
+    candidate_pairs,
+    estimated_jaccard,
+    exact_jaccard,
+    first_of_groups,
+)
 
 _MAX_DEPTH = 10_000  # directory trees are acyclic; this only guards against a corrupt export
 
 
 @contextmanager
-def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Client]:
+def dask_client(workers: int | None, scheduler: str | None, memory_limit: str | int = "auto") -> Iterator[Client]:
     """A client on ``scheduler`` (tcp://host:port) or on a new LocalCluster of ``workers`` processes."""
     dask.config.set({"dataframe.convert-string": False, "distributed.worker.daemon": False})
     # p2p shuffles log every start and stop at WARNING; they are routine here
@@ -54,7 +63,9 @@ def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Client]:
             yield client
         return
     with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit=memory_limit
+        ) as cluster,
         Client(cluster) as client,
     ):
         yield client
@@ -181,12 +192,22 @@ def _bucket(df: pd.DataFrame, nbuckets: int) -> pd.DataFrame:
     return df.assign(bucket=pd.Series(buckets, index=df.index, dtype="int64"))
 
 
+def _give_back_memory() -> None:
+    """Return Arrow's freed buffers to the OS after a partition: Dask counts retained allocator
+    memory against the worker's limit and pauses the worker when it looks full."""
+    pool = pa.default_memory_pool()
+    pool.release_unused()
+    if pool.backend_name == "jemalloc":
+        pa.jemalloc_set_decay_ms(0)
+
+
 def _process_buckets(df: pd.DataFrame, stages: Sequence[Stage], staging: str, config: Config) -> list[dict[str, Any]]:
     prepared = [ready(stage) for stage in stages]
     reports = []
     for bucket, group in sorted(df.groupby("bucket", sort=True), key=lambda kv: kv[0]):
         table = to_arrow(group.drop(columns=["bucket"]))
         reports.append(process_partition(table, int(bucket), prepared, Path(staging), config.output, config.dedup))
+        _give_back_memory()
     return reports
 
 
@@ -197,7 +218,9 @@ def _finalize(bucket: int, staging: str, config: Config) -> dict[str, Any]:
         decisions = decisions.add_column(0, "bucket", pa.array([bucket] * decisions.num_rows, pa.int32()))
     else:
         decisions = DECISIONS_SCHEMA.empty_table()
-    return finalize_partition(bucket, Path(staging), decisions, config.output)
+    report = finalize_partition(bucket, Path(staging), decisions, config.output)
+    _give_back_memory()
+    return report
 
 
 def _run_with_bar(client: Client, tasks: list[Any], desc: str) -> list[Any]:
@@ -284,10 +307,13 @@ class Dedup:
         pair_meta = pd.DataFrame({"a": band_meta.node, "b": band_meta.node})
         pairs = bands.shuffle("bk").map_partitions(_bucket_pairs, meta=pair_meta)
         pairs = pairs.shuffle("a").map_partitions(lambda df: df.drop_duplicates(), meta=pair_meta)
-        sigs = survivors[["rank", "signature"]]
-        with_sigs = pairs.merge(sigs.rename(columns={"rank": "a", "signature": "sig_a"}), on="a")
-        with_sigs = with_sigs.merge(sigs.rename(columns={"rank": "b", "signature": "sig_b"}), on="b")
-        edges = with_sigs.map_partitions(_verify, c.threshold, meta=pair_meta).persist()
+        sigs = survivors[["rank", "signature", "bucket", "row"]]
+        with_sigs = pairs
+        for side in ("a", "b"):
+            names = {"rank": side, "signature": f"sig_{side}", "bucket": f"bucket_{side}", "row": f"row_{side}"}
+            with_sigs = with_sigs.merge(sigs.rename(columns=names), on=side)
+        exact_in = str(self.work / "rows") if c.exact_jaccard else None
+        edges = with_sigs.map_partitions(_verify, c.threshold, exact_in, c.ngram, meta=pair_meta).persist()
         n_pairs, n_edges = dask.compute(pairs.shape[0], edges.shape[0])
         labels, iterations = _components(edges, self.log)
         members = labels[labels.node != labels.label]
@@ -362,12 +388,38 @@ def _bucket_pairs(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"a": pd.array(a, dtype=string), "b": pd.array(b, dtype=string)})
 
 
-def _verify(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Candidate pairs whose estimated Jaccard (share of equal MinHash values) reaches ``threshold``."""
+def _verify(df: pd.DataFrame, threshold: float, rows_dir: str | None, ngram: int) -> pd.DataFrame:
+    """Candidate pairs whose Jaccard reaches ``threshold``: estimated from the signatures (the share
+    of equal MinHash values), or, with ``rows_dir``, exact on the two files' shingle sets."""
     if not len(df):
         return df[["a", "b"]]
-    similar = estimated_jaccard(_signature_matrix(df["sig_a"].tolist()), _signature_matrix(df["sig_b"].tolist()))
+    if rows_dir is None:
+        similar = estimated_jaccard(_signature_matrix(df["sig_a"].tolist()), _signature_matrix(df["sig_b"].tolist()))
+    else:
+        sides = [zip(df[f"bucket_{x}"], df[f"row_{x}"], strict=True) for x in ("a", "b")]
+        texts = _texts(Path(rows_dir), [pair for side in sides for pair in side])
+        similar = np.array([
+            exact_jaccard(texts[(ba, ra)], texts[(bb, rb)], ngram)
+            for ba, ra, bb, rb in zip(df["bucket_a"], df["row_a"], df["bucket_b"], df["row_b"], strict=True)
+        ])
     return df.loc[similar >= threshold, ["a", "b"]]
+
+
+def _texts(rows_dir: Path, wanted: list[tuple[int, int]]) -> dict[tuple[int, int], str]:
+    """The content of the given (partition, row) pairs, reading only the row groups that hold them."""
+    out: dict[tuple[int, int], str] = {}
+    by_bucket: dict[int, set[int]] = {}
+    for bucket, row in wanted:
+        by_bucket.setdefault(int(bucket), set()).add(int(row))
+    for bucket, rows in by_bucket.items():
+        reader = pq.ParquetFile(rows_dir / shard_name(bucket))
+        starts = np.cumsum([0] + [reader.metadata.row_group(g).num_rows for g in range(reader.num_row_groups)])
+        for group in sorted({int(np.searchsorted(starts, r, side="right") - 1) for r in rows}):
+            contents = reader.read_row_group(group, columns=["content"])["content"].to_pylist()
+            for r in rows:
+                if starts[group] <= r < starts[group + 1]:
+                    out[(bucket, r)] = contents[r - starts[group]]
+    return out
 
 
 def _components(edges: dd.DataFrame, log: Callable[[str], None]) -> tuple[dd.DataFrame, int]:

@@ -80,6 +80,7 @@ def run_version(
     workers: int | None,
     scheduler: str | None,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    memory_limit: str | int = "auto",
 ) -> Path:
     """Build ``version`` of the dataset from the export at ``input_url``; returns its folder.
 
@@ -110,7 +111,7 @@ def run_version(
 
     stages = build_stages(store_url, config)
     try:
-        with dask_client(workers, scheduler) as client:
+        with dask_client(workers, scheduler, memory_limit) as client:
             walk_report, stage_reports, dedup_report, write_reports = build(
                 export, stages, staging, config, client, log
             )

@@ -43,6 +43,7 @@ class DedupConfig:
     rows: int = 8
     seed: int = 1
     keep_near_duplicates: bool = False
+    exact_jaccard: bool = False  # verify candidate pairs on their shingle sets instead of the estimate
 
 
 @lru_cache(maxsize=4)

@@ -137,3 +137,13 @@ def test_a_20_mb_file(tmp_path: Path) -> None:
     assert [r["reason"] for r in ledger] == ["near_duplicate"]
     assert {ledger[0]["path"], *data["path"].to_pylist()} == {"/big.py", "/copy.py"}
     assert data["length_bytes"][0].as_py() > 20_000_000
+
+
+def test_exact_jaccard_verification_gives_the_same_decisions_here(corpus: Path, built: Path) -> None:
+    config = corpus.parent / "exact.toml"
+    config.write_text("[dedup]\nexact_jaccard = true\n")
+    version = build(corpus, corpus.parent / "out-exact", "1", workers=2, config=config)
+    ledger = ds.dataset(version / "dropped", format="parquet").to_table()
+    reference = ds.dataset(built / "dropped", format="parquet").to_table()
+    assert sorted(ledger["path"].to_pylist()) == sorted(reference["path"].to_pylist())
+    assert read_manifest(version)["config"]["dedup"]["exact_jaccard"] is True
