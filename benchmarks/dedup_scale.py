@@ -84,8 +84,7 @@ def main() -> None:
           f"partitions, {wall:.0f} s wall, {content / wall:.1f} MB/s\n"
           f"- exact duplicates {stages['exact_dedup']['dropped']}, near duplicates {stages['near_dedup']['dropped']}, "
           f"{stages['near_dedup']['counters']}\n"
-          f"- peak RSS of the two workers: {rss[0] / 2**20:.0f} and {rss[1] / 2**20:.0f} MiB; "
-          f"of the driver and scheduler process: {sampler.cpu and max(rss[2:] or [0]) / 2**20:.0f} MiB")
+          f"- peak RSS of the two workers: {rss[0] / 2**20:.0f} and {rss[1] / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":
