@@ -428,13 +428,15 @@ def _components(edges: dd.DataFrame, log: Callable[[str], None]) -> tuple[dd.Dat
     string = pd.ArrowDtype(pa.string())
     label_meta = pd.DataFrame({"node": pd.Series(dtype=string), "label": pd.Series(dtype=string)})
     both = dd.concat([edges.rename(columns={"a": "src", "b": "dst"}), edges.rename(columns={"a": "dst", "b": "src"})])
-    labels = both[["src"]].rename(columns={"src": "node"}).drop_duplicates(split_out=True)
+    # a fixed number of label partitions: split_out=True would follow the concat below and grow every round
+    parts = max(1, edges.npartitions)
+    labels = both[["src"]].rename(columns={"src": "node"}).drop_duplicates(split_out=parts)
     labels = labels.assign(label=labels.node).persist()
     for iteration in range(1, 200):
         neighbour = both.merge(labels.rename(columns={"node": "dst", "label": "nlabel"}), on="dst")
         offered = neighbour[["src", "nlabel"]].rename(columns={"src": "node", "nlabel": "label"})
         candidates = dd.concat([labels, offered])
-        new = candidates.groupby("node").label.min(split_out=True).reset_index()
+        new = candidates.groupby("node").label.min(split_out=parts).reset_index()
         jumped = new.merge(new.rename(columns={"node": "label", "label": "label2"}), on="label", how="left")
         jumped = jumped.assign(label=jumped.label.where(jumped.label2.isna() | (jumped.label <= jumped.label2),
                                                         jumped.label2))[["node", "label"]]
