@@ -65,9 +65,14 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    """Speed only, never the output: not part of the config hash."""
+    """Speed only, never the output: not part of the config hash.
+
+    ``fetch_threads``: content-store reads in flight per worker. ``components_partition_edges``:
+    near-duplicate edges per partition in the connected-components rounds.
+    """
 
     fetch_threads: int = 8
+    components_partition_edges: int = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -260,7 +260,8 @@ def build(
     tasks = [dask.delayed(_process_buckets)(part, list(stages), str(staging), config) for part in bucketed.to_delayed()]
     stage_reports = sorted((r for rs in _run_with_bar(client, tasks, "stages") for r in rs), key=lambda r: r["bucket"])
     buckets = [r["bucket"] for r in stage_reports]
-    dedup_report = Dedup(staging, config.dedup, log).run(nbuckets)
+    log(f"stages: {sum(r['rows_kept'] for r in stage_reports)} of {sum(r['rows_in'] for r in stage_reports)} files kept")
+    dedup_report = Dedup(staging, config.dedup, log, config.execution.components_partition_edges).run(nbuckets)
     tasks = [dask.delayed(_finalize)(b, str(staging), config) for b in buckets]
     write_reports = sorted(_run_with_bar(client, tasks, "write"), key=lambda r: r["bucket"])
     return walker.report, stage_reports, dedup_report, write_reports
@@ -275,10 +276,12 @@ class Dedup:
     of each component. Decisions are written per input partition for ``finalize_partition``.
     """
 
-    def __init__(self, staging: Path, config: DedupConfig, log: Callable[[str], None]) -> None:
+    def __init__(self, staging: Path, config: DedupConfig, log: Callable[[str], None],
+                 edges_per_partition: int = 1_000_000) -> None:
         self.work = staging / WORK
         self.config = config
         self.log = log
+        self.edges_per_partition = edges_per_partition
 
     def run(self, nbuckets: int) -> dict[str, Any]:
         meta = to_pandas(KEYS_SCHEMA.empty_table())
@@ -315,6 +318,11 @@ class Dedup:
         exact_in = str(self.work / "rows") if c.exact_jaccard else None
         edges = with_sigs.map_partitions(_verify, c.threshold, exact_in, c.ngram, meta=pair_meta).persist()
         n_pairs, n_edges = dask.compute(pairs.shape[0], edges.shape[0])
+        self.log(f"dedup: {n_pairs} candidate pairs, {n_edges} verified")
+        # as many partitions as the edges need, not as the input had: each join of a round is a
+        # shuffle, and a shuffle of a few thousand edges over many partitions is all overhead
+        parts = max(1, math.ceil(n_edges / self.edges_per_partition))
+        edges = edges.repartition(npartitions=parts).persist()
         labels, iterations = _components(edges, self.log)
         members = labels[labels.node != labels.label]
         members = members.merge(survivors[["rank", "bucket", "row"]].rename(columns={"rank": "node"}), on="node")

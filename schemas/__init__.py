@@ -61,11 +61,35 @@ DECODED_SCHEMA = pa.schema(
 #: What redaction replaced in a file: one entry per kind found, never the values.
 PII_TYPE = pa.list_(pa.struct([pa.field("kind", pa.string(), nullable=False), pa.field("count", pa.int32())]))
 
+#: What the language stage adds: the Linguist name (``unknown`` when nothing decided), which rule
+#: decided, and go-enry's vendored / generated flags.
+LANGUAGE_FIELDS: list[pa.Field] = [
+    pa.field("language", pa.string(), nullable=False),
+    pa.field("language_source", pa.string(), nullable=False),
+    pa.field("is_vendor", pa.bool_(), nullable=False),
+    pa.field("is_generated", pa.bool_(), nullable=False),
+]
+
+#: What the license stage adds: SPDX ids that apply to the file, and its class.
+LICENSE_FIELDS: list[pa.Field] = [
+    pa.field("detected_licenses", pa.list_(pa.string()), nullable=False),
+    pa.field("license_type", pa.string(), nullable=False),
+]
+
+
+def _before_content(schema: pa.Schema, fields: list[pa.Field]) -> pa.Schema:
+    """``schema`` with ``fields`` inserted before its last column, ``content``."""
+    return pa.schema([f for f in schema if f.name != "content"] + fields + [schema.field("content")])
+
+
+#: After the language stage.
+LANGUAGE_SCHEMA = _before_content(DECODED_SCHEMA, LANGUAGE_FIELDS)
+
+#: After the license stage (and the filters, which only drop rows).
+CLASSIFIED_SCHEMA = _before_content(LANGUAGE_SCHEMA, LICENSE_FIELDS)
+
 #: What the per-file stages give (after redaction), before dedup adds ``near_dup_cluster``.
-REDACTED_SCHEMA = pa.schema(
-    [f for f in DECODED_SCHEMA if f.name != "content"]
-    + [pa.field("pii", PII_TYPE, nullable=False), DECODED_SCHEMA.field("content")]
-)
+REDACTED_SCHEMA = _before_content(DECODED_SCHEMA, [pa.field("pii", PII_TYPE, nullable=False)])
 
 #: One row per file in the dataset shards (``sha256`` and ``length_bytes`` are of the content as written).
 #: ``near_dup_cluster``: the blob_id of the surviving member of the file's near-duplicate cluster.

@@ -29,6 +29,17 @@ class Reason(StrEnum):
     TOO_LARGE = "too_large"  # over the size limit
     BINARY = "binary"  # NUL byte in the probed prefix
     UNDECODABLE = "undecodable"  # neither UTF-8 nor any encoding we can detect
+    UNKNOWN_LANGUAGE = "unknown_language"  # no detector decided (and unknown languages are not kept)
+    EXCLUDED_LANGUAGE = "excluded_language"  # a language the config does not keep (prose, binary-ish types)
+    OPTED_OUT = "opted_out"  # the repository is in the opt-out registry
+    NON_PERMISSIVE = "non_permissive"  # a license that applies is not on the permissive list
+    NO_LICENSE = "no_license"  # no license applies, and the config keeps only permissive files
+    TOO_MANY_LINES = "too_many_lines"  # more lines than the filter allows (Stack v2: 100,000)
+    LONG_LINES = "long_lines"  # mean or longest line over the filter's limits
+    LOW_ALPHABETIC = "low_alphabetic"  # too few alphabetic (or alphanumeric) characters
+    ENCODED_DATA = "encoded_data"  # long base64 / hex / unicode-escape runs
+    AUTO_GENERATED = "auto_generated"  # enry's is_generated, or a generated-code marker near the top
+    VENDORED = "vendored"  # enry's is_vendor
     REDACTION_FAILED = "redaction_failed"  # redaction raised or ran out of time: never written unredacted
     EXACT_DUPLICATE = "exact_duplicate"  # same content (SHA-256) as the surviving copy named in detail
     NEAR_DUPLICATE = "near_duplicate"  # in the near-duplicate cluster of the surviving copy named in detail

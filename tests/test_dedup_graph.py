@@ -115,7 +115,9 @@ def test_one_giant_cluster_of_10000_near_copies(tmp_path: Path) -> None:
            "2024-01-01T00:00:00Z")
     export = tmp_path / "export"
     assert main(["export-git", str(tmp_path / "giant"), "--out", str(export)]) == 0
-    version = build(export, tmp_path / "out", "1", workers=2)
+    config = tmp_path / "small-partitions.toml"  # ~10 edge partitions: the rounds shuffle for real
+    config.write_text("[execution]\ncomponents_partition_edges = 2000\n")
+    version = build(export, tmp_path / "out", "1", workers=2, config=config)
     data = ds.dataset(version / "data", format="parquet").to_table()
     assert data.num_rows == 1
     near = next(s for s in read_manifest(version)["stages"] if s["name"] == "near_dedup")
