@@ -240,12 +240,16 @@ def build(
     config: Config,
     client: Client,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    reuse: dict[int, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
     """Walk ``export``, run ``stages`` per partition, deduplicate, and write shards under ``staging``.
 
-    Returns the walk report, one stage report per input partition (``process_partition``), the
-    dedup report, and one write report per partition (``finalize_partition``).
+    ``reuse``: stage reports of partitions an interrupted run already finished (checked
+    checkpoints); their stages are not run again. Returns the walk report, one stage report per
+    input partition (``process_partition``), the dedup report, and one write report per partition
+    (``finalize_partition``).
     """
+    reuse = dict(reuse or {})
     walker = Walk(export, config, log)
     rows = walker.files().persist()
     n_files, total_bytes = dask.compute(rows.shape[0], rows.length.sum())
@@ -255,12 +259,19 @@ def build(
     log(f"walk: {n_files} files, {total_bytes / 1e6:.1f} MB of content, {nbuckets} partition(s)")
     if n_files == 0:
         return walker.report, [], {}, []
+    reuse = {b: r for b, r in reuse.items() if b < nbuckets}
+    if reuse:
+        log(f"resume: reusing {len(reuse)} of {nbuckets} partition(s) finished by the interrupted run")
     bucketed = rows.map_partitions(_bucket, nbuckets, meta=_bucket(rows._meta, 1))
-    bucketed = bucketed.shuffle("bucket", npartitions=nbuckets)
+    if reuse:
+        bucketed = bucketed[~bucketed.bucket.isin(sorted(reuse))]
+    bucketed = bucketed.shuffle("bucket", npartitions=max(1, nbuckets - len(reuse)))
     tasks = [dask.delayed(_process_buckets)(part, list(stages), str(staging), config) for part in bucketed.to_delayed()]
-    stage_reports = sorted((r for rs in _run_with_bar(client, tasks, "stages") for r in rs), key=lambda r: r["bucket"])
+    fresh = [r for rs in _run_with_bar(client, tasks, "stages") for r in rs] if len(reuse) < nbuckets else []
+    stage_reports = sorted(fresh + list(reuse.values()), key=lambda r: r["bucket"])
     buckets = [r["bucket"] for r in stage_reports]
-    log(f"stages: {sum(r['rows_kept'] for r in stage_reports)} of {sum(r['rows_in'] for r in stage_reports)} files kept")
+    kept, seen = sum(r["rows_kept"] for r in stage_reports), sum(r["rows_in"] for r in stage_reports)
+    log(f"stages: {kept} of {seen} files kept")
     dedup_report = Dedup(staging, config.dedup, log, config.execution.components_partition_edges).run(nbuckets)
     tasks = [dask.delayed(_finalize)(b, str(staging), config) for b in buckets]
     write_reports = sorted(_run_with_bar(client, tasks, "write"), key=lambda r: r["bucket"])

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.checkpoint import mark_done
 from pipeline.config import OutputConfig
 from pipeline.writer import ShardWriter, language_slug, shard_name, size_bounds, write_shard
 from schemas import LEDGER_SCHEMA, WALK_SCHEMA
@@ -93,12 +94,13 @@ def process_partition(
             row_writer.write(batch)
             key_writer.write(dedup_keys(batch, bucket, kept_rows, dedup))
             kept_rows += batch.num_rows
-    if row_writer is not None:
-        row_writer.close()
-    key_writer.close()
+    written = [row_writer.close()] if row_writer is not None else []
+    written.append(key_writer.close())
     ledger = pa.concat_tables(ledgers).cast(LEDGER_SCHEMA)
-    write_shard(ledger, work, f"ledger/{shard_name(bucket)}", output)
-    return {"bucket": bucket, "rows_in": rows.num_rows, "rows_kept": kept_rows, "stages": counters}
+    written.append(write_shard(ledger, work, f"ledger/{shard_name(bucket)}", output))
+    report = {"bucket": bucket, "rows_in": rows.num_rows, "rows_kept": kept_rows, "stages": counters}
+    mark_done(work, bucket, report, written)  # last: the partition's checkpoint
+    return report
 
 
 def dedup_keys(batch: pa.Table, bucket: int, first_row: int, dedup: DedupConfig) -> pa.Table:

@@ -20,6 +20,7 @@ from typing import Any
 from manifests.card import dataset_card
 from manifests.manifest import FORMAT, MANIFEST, read_manifest, write_manifest, write_sums
 from pipeline import __version__
+from pipeline.checkpoint import open_staging, reusable
 from pipeline.config import Config
 from pipeline.content_store import ContentStore
 from pipeline.errors import PipelineError
@@ -101,9 +102,8 @@ def run_version(
         return target
     staging = output / f".v{version}.partial"
     try:
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
+        open_staging(staging, identity, staging / WORK, log)
+        reuse = reusable(staging / WORK, log)
     except OSError as e:
         raise PipelineError(f"{output}: cannot write the output folder ({e.strerror})") from e
 
@@ -113,7 +113,7 @@ def run_version(
     try:
         with dask_client(workers, scheduler, memory_limit) as client:
             walk_report, stage_reports, dedup_report, write_reports = build(
-                export, stages, staging, config, client, log
+                export, stages, staging, config, client, log, reuse
             )
         shutil.rmtree(staging / WORK, ignore_errors=True)
         manifest = assemble_manifest(
