@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -38,3 +42,50 @@ def copy_version(built: Path, tmp_path: Path) -> Path:
     target = tmp_path / "dataset"
     shutil.copytree(built, target)
     return target
+
+
+STDLIB_PACKAGES = ["email", "json", "asyncio", "unittest", "xml", "http", "concurrent", "importlib"]  # real code
+
+
+def git_repo(source: Path, repo: Path, date: str = "2024-01-01T00:00:00Z") -> None:
+    """A one-commit git repository of the tree at ``source`` (tests and caches left out)."""
+    shutil.copytree(source, repo, ignore=shutil.ignore_patterns("__pycache__", "test*"))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "c"], check=True, env=env)
+
+
+@pytest.fixture(scope="session")
+def stdlib_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An export of 8 standard-library packages as repositories (2 MB), with ``config.toml`` next to
+    it that cuts it into ~8 partitions."""
+    from pipeline.cli import main
+
+    root = tmp_path_factory.mktemp("stdlib")
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    for name in STDLIB_PACKAGES:
+        git_repo(stdlib / name, root / "repos" / name)
+    assert main(["export-git", *[str(root / "repos" / n) for n in STDLIB_PACKAGES], "--out", str(root / "export")]) == 0
+    (root / "config.toml").write_text("[output]\npartition_bytes = 262144\n")
+    return root / "export"
+
+
+def run_command(export: Path, output: Path, workers: int | None = 1, scheduler: str | None = None) -> list[str]:
+    """``python -m pipeline run`` of version 1 of ``export`` with its config."""
+    where = ["--scheduler", scheduler] if scheduler else ["--workers", str(workers)]
+    return [sys.executable, "-m", "pipeline", "run", "--version", "1", "--input", str(export), "--output",
+            str(output), "--config", str(export.parent / "config.toml"), *where]
+
+
+@pytest.fixture(scope="session")
+def stdlib_reference(stdlib_export: Path) -> dict:
+    """The manifest of an uninterrupted LocalCluster build of ``stdlib_export``."""
+    from manifests.manifest import read_manifest
+
+    output = stdlib_export.parent / "reference"
+    subprocess.run(run_command(stdlib_export, output), check=True, capture_output=True)
+    manifest = read_manifest(output / "v1")
+    assert manifest["walk"]["partitions"] >= 6
+    return manifest

@@ -3,11 +3,8 @@
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
-import sysconfig
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,43 +12,21 @@ from pathlib import Path
 import pytest
 
 from manifests.manifest import read_manifest, verify
-from pipeline.cli import main
-
-PACKAGES = ["email", "json", "asyncio", "unittest", "xml", "http", "concurrent", "importlib"]  # real code
-
-
-def git_repo(source: Path, repo: Path) -> None:
-    shutil.copytree(source, repo, ignore=shutil.ignore_patterns("__pycache__", "test*"))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
-           "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z"}
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "c"], check=True, env=env)
-
-
-@pytest.fixture(scope="module")
-def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("resume")
-    stdlib = Path(sysconfig.get_paths()["stdlib"])
-    for name in PACKAGES:
-        git_repo(stdlib / name, root / "repos" / name)
-    assert main(["export-git", *[str(root / "repos" / n) for n in PACKAGES], "--out", str(root / "export")]) == 0
-    (root / "config.toml").write_text("[output]\npartition_bytes = 262144\n")  # ~8 partitions
-    return root / "export"
+from tests.conftest import run_command
 
 
 def command(export: Path, output: Path, workers: int = 1) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "run", "--version", "1", "--input", str(export), "--output",
-            str(output), "--config", str(export.parent / "config.toml"), "--workers", str(workers)]
+    return run_command(export, output, workers)
 
 
-@pytest.fixture(scope="module")
-def reference(export: Path) -> dict:
-    subprocess.run(command(export, export.parent / "reference"), check=True, capture_output=True)
-    manifest = read_manifest(export.parent / "reference" / "v1")
-    assert manifest["walk"]["partitions"] >= 6
-    return manifest
+@pytest.fixture
+def export(stdlib_export: Path) -> Path:
+    return stdlib_export
+
+
+@pytest.fixture
+def reference(stdlib_reference: dict) -> dict:
+    return stdlib_reference
 
 
 def kill_when(cmd: list[str], ready: Callable[[], bool], timeout: float = 120) -> None:
