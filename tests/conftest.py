@@ -72,10 +72,11 @@ def stdlib_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "export"
 
 
-def run_command(export: Path, output: Path, workers: int | None = 1, scheduler: str | None = None) -> list[str]:
-    """``python -m pipeline run`` of version 1 of ``export`` with its config."""
+def run_command(export: Path, output: Path, workers: int | None = 1, scheduler: str | None = None,
+                version: str = "1") -> list[str]:
+    """``python -m pipeline run`` of ``version`` of ``export`` with its config."""
     where = ["--scheduler", scheduler] if scheduler else ["--workers", str(workers)]
-    return [sys.executable, "-m", "pipeline", "run", "--version", "1", "--input", str(export), "--output",
+    return [sys.executable, "-m", "pipeline", "run", "--version", version, "--input", str(export), "--output",
             str(output), "--config", str(export.parent / "config.toml"), *where]
 
 
