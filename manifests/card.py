@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from manifests.summary import human_bytes, language_rows, markdown_table, stage_rows
 
+CHART = "languages.png"
+_CHART_LANGUAGES = 25  # the largest ones; the table has them all
 
-def dataset_card(manifest: dict[str, Any]) -> str:
-    """The card's Markdown text, from the manifest (without its ``files`` and ``created_at``)."""
+
+def language_chart(manifest: dict[str, Any], path: Path) -> bool:
+    """A bar chart (PNG) of files and bytes per language; False (no file) when nothing was kept.
+    The PNG carries no timestamp, so the same manifest gives the same bytes."""
+    langs = manifest["languages"]
+    if not langs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = sorted(langs, key=lambda k: (-langs[k]["bytes"], k))[:_CHART_LANGUAGES][::-1]
+    height = 1.2 + 0.28 * len(order)
+    fig, (files_ax, bytes_ax) = plt.subplots(1, 2, figsize=(10, height), sharey=True)
+    files_ax.barh(order, [langs[k]["files"] for k in order], color="#4878a8")
+    files_ax.set_xlabel("files")
+    bytes_ax.barh(order, [langs[k]["bytes"] / 2**20 for k in order], color="#e07b39")
+    bytes_ax.set_xlabel("MiB of UTF-8 text")
+    fig.suptitle(f"Version {manifest['version']}: files and bytes per language"
+                 + (f" (largest {_CHART_LANGUAGES})" if len(langs) > _CHART_LANGUAGES else ""))
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return True
+
+
+def dataset_card(manifest: dict[str, Any], changes: dict[str, Any] | None = None) -> str:
+    """The card's Markdown text, from the manifest (without its ``files`` and ``created_at``) and
+    the changes from its parent (``manifests.changes.compare``)."""
     t = manifest["totals"]
     walk = manifest["walk"]
     version = manifest["version"]
     problems = ", ".join(f"{k}: {v}" for k, v in walk["origin_problems"].items() if v) or "none"
+    as_of = manifest["input"].get("as_of")
     return f"""# Source-code dataset, version {version}
 
 Built by `pipeline` {manifest['software']['pipeline']} from the Software Heritage export
 `{manifest['input']['export']}` (fingerprint `{manifest['input']['fingerprint']['sha256']}`),
-config sha256 `{manifest['config_sha256']}`.
+config sha256 `{manifest['config_sha256']}`.{f" The archive as of {as_of}." if as_of else ""}
 
 ## Totals
 - {t['files_kept']} files kept, {human_bytes(t['content_bytes'])} of UTF-8 text, in {len(manifest['shards'])} \
@@ -26,7 +58,12 @@ Parquet shards ({human_bytes(t['shard_bytes'])}, zstd).
 - {walk['origins']} origins in the export, {walk['origins_walked']} walked (not walked: {problems}).
 
 ## Languages
+{f"![files and bytes per language]({CHART})" if manifest["languages"] else "No file was kept."}
+
 {markdown_table(["language", "files", "bytes"], language_rows(manifest))}
+
+## Licenses
+{_licenses(manifest)}
 
 ## Personal data and secrets
 {_redaction_summary(manifest)}
@@ -47,6 +84,9 @@ SELECT repo_name, path, length_bytes FROM read_parquet('v{version}/data/*/*.parq
 from datasets import load_dataset
 dataset = load_dataset("parquet", data_files="v{version}/data/*/*.parquet", split="train")
 ```
+
+## Changes since the parent
+{_changes(changes)}
 
 ## Verify
 ```
@@ -69,3 +109,24 @@ def _redaction_summary(manifest: dict[str, Any]) -> str:
         f"{c.get('pii_ip_address', 0)} public IP addresses (by private ones). Per file counts are in the `pii` "
         f"column; files whose redaction failed are in `dropped/` (`redaction_failed`), never in `data/`."
     )
+
+
+def _licenses(manifest: dict[str, Any]) -> str:
+    licenses = manifest.get("licenses")
+    if not licenses:
+        return "No license detection ran for this version: `detected_licenses` and `license_type` are absent."
+    rows = [[k, v["files"], human_bytes(v["bytes"])] for k, v in sorted(
+        licenses.items(), key=lambda kv: (-kv[1]["files"], kv[0]))]
+    return markdown_table(["license", "files", "bytes"], rows)
+
+
+def _changes(changes: dict[str, Any] | None) -> str:
+    if changes is None:
+        return "None: this is the first version in its output folder."
+    f, r = changes["files"], changes["repositories"]
+    why = lambda d: ", ".join(f"{k}: {v}" for k, v in d.items()) or "-"  # noqa: E731
+    return (f"Against version {changes['from']}: {f['added']} files added ({why(f['added_by_reason'])}), "
+            f"{f['removed']} removed ({why(f['removed_by_reason'])}), {f['modified']} changed; "
+            f"{len(r['added'])} repositories added, {len(r['removed'])} removed; "
+            f"{len(changes['config'])} config and {len(changes['software'])} software settings changed. "
+            "Details: `CHANGELOG.md`, `changes.json`, `changes.parquet`.")

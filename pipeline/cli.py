@@ -1,4 +1,4 @@
-"""The command line: ``python -m pipeline {run, inspect, verify, export-git}``."""
+"""The command line: ``python -m pipeline {run, inspect, versions, diff, query, verify, export-git}``."""
 
 from __future__ import annotations
 
@@ -39,11 +39,47 @@ def _parser() -> argparse.ArgumentParser:
                        help="run on an existing Dask cluster")
     run.add_argument("--memory-limit", default="auto", metavar="BYTES",
                      help="memory limit of each local worker, e.g. 2GiB (default: the machine's memory / workers)")
+    run.add_argument("--parent", default=None, metavar="VERSION",
+                     help="version the changelog compares with (default: the latest finished one in OUTPUT)")
+    run.add_argument("--as-of", type=_iso_date, default=None, metavar="DATE",
+                     help="build from the archive as it stood at DATE (ISO 8601): per origin, the latest full "
+                          "visit at or before it")
 
     inspect = sub.add_parser("inspect", help="summarise a version's manifest")
     inspect.add_argument("version", nargs="?", default=None, help="version (default: the latest in OUTPUT)")
     inspect.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR")
     inspect.add_argument("--json", action="store_true", help="print the manifest itself")
+
+    versions = sub.add_parser("versions", help="list the versions in an output folder, and whether each verifies")
+    versions.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR")
+    versions.add_argument("--no-verify", action="store_true", help="skip re-hashing the shards (faster)")
+
+    diff = sub.add_parser("diff", help="what changed between two versions (files, repositories, config)",
+                          description="Files and repositories added and removed from version A to B, by reason, "
+                                      "and the config and software changes; the same as B's CHANGELOG.md when A "
+                                      "is its parent.")
+    diff.add_argument("a", metavar="A")
+    diff.add_argument("b", metavar="B")
+    diff.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR")
+    diff.add_argument("--json", action="store_true", help="print changes.json's form instead of Markdown")
+
+    query = sub.add_parser("query", help="filtered reads of a version (predicate pushdown)",
+                           description="Rows of a version matching every condition given. Only the language "
+                                       "folders and columns needed are read.")
+    query.add_argument("version")
+    query.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR")
+    query.add_argument("--language", action="append", default=[], metavar="L", help="Linguist name (repeatable)")
+    query.add_argument("--license", action="append", default=[], metavar="SPDX",
+                       help="an SPDX id among detected_licenses (repeatable: any of them)")
+    query.add_argument("--license-type", default=None, choices=["permissive", "no_license", "non_permissive"])
+    query.add_argument("--repo", default=None, metavar="GLOB", help="glob on repo_name or origin_url")
+    query.add_argument("--path", default=None, metavar="GLOB", help="glob on the path (leading /)")
+    query.add_argument("--contains", default=None, metavar="TEXT", help="content contains TEXT")
+    query.add_argument("--columns", default=None, metavar="A,B,...",
+                       help="columns to return (default: a summary for table, every column otherwise)")
+    query.add_argument("--limit", type=int, default=None, metavar="N")
+    query.add_argument("--format", default="table", choices=["table", "jsonl", "parquet"])
+    query.add_argument("--out", type=Path, default=None, metavar="FILE", help="write here instead of stdout")
 
     verify = sub.add_parser("verify", help="recompute every checksum of a version")
     verify.add_argument("version")
@@ -106,7 +142,59 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.workers,
             args.scheduler,
             memory_limit=args.memory_limit,
+            parent=args.parent,
+            as_of=args.as_of,
         )
+        return 0
+    if args.command == "versions":
+        from manifests.manifest import verify
+        from manifests.summary import human_bytes, markdown_table
+        from pipeline.run import finished_versions, version_dir
+
+        rows = []
+        for m in finished_versions(args.output):
+            t = m["totals"]
+            state = "not checked" if args.no_verify else (
+                "ok" if not (p := verify(version_dir(args.output, m["version"]))) else f"FAILED ({len(p)} problems)")
+            rows.append([m["version"], m["created_at"], m.get("parent") or "-", m["input"].get("as_of") or "-",
+                         t["files_kept"], t["files_dropped"], human_bytes(t["shard_bytes"]), state])
+        if not rows:
+            raise PipelineError(f"{args.output}: no finished version here")
+        print(markdown_table(["version", "created", "parent", "as of", "files kept", "dropped", "shards",
+                              "verifies"], rows))
+        return 1 if any(r[-1].startswith("FAILED") for r in rows) else 0
+    if args.command == "diff":
+        from manifests.changes import changelog, compare
+        from manifests.manifest import MANIFEST, read_manifest
+        from pipeline.run import version_dir
+
+        folders = [version_dir(args.output, v) for v in (args.a, args.b)]
+        for v, folder in zip((args.a, args.b), folders, strict=True):
+            if not (folder / MANIFEST).is_file():
+                raise PipelineError(f"{folder}: no finished version {v}")
+        summary_, _ = compare(folders[0], read_manifest(folders[0]), folders[1], read_manifest(folders[1]))
+        print(json.dumps(summary_, indent=2, sort_keys=True) if args.json else changelog(summary_), end="\n")
+        return 0
+    if args.command == "query":
+        from pipeline.query import TABLE_COLUMNS, scan, write
+        from pipeline.run import version_dir
+
+        folder = version_dir(args.output, args.version)
+        if args.limit is not None and args.limit < 0:
+            raise PipelineError(f"--limit {args.limit}: must be at least 0")
+        columns = args.columns.split(",") if args.columns else (TABLE_COLUMNS if args.format == "table" else None)
+        if columns == TABLE_COLUMNS and not args.columns:
+            from pyarrow import parquet as pq  # the summary columns this version has
+
+            from pipeline.query import shard_files
+            files = shard_files(folder, args.language)
+            have = set(pq.read_schema(files[0]).names) if files else set(columns)
+            columns = [c for c in columns if c in have]
+        batches = scan(folder, args.language, args.license, args.license_type, args.repo, args.path, args.contains,
+                       columns, args.limit)
+        count = write(batches, args.format, args.out)
+        if args.out:
+            print(f"{count} rows written to {args.out}", file=sys.stderr)
         return 0
     if args.command == "inspect":
         from manifests.manifest import read_manifest

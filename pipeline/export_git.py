@@ -605,6 +605,7 @@ class _Exporter:
         self.entry_cache: dict[bytes, DirectoryEntry] = {}
         self.seen_dated: dict[bytes, int | None] = {}
         self.seen_snapshots: set[bytes] = set()
+        self.visits: dict[str, int] = {}  # origin URL → visits written so far
         self.pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
         self.pending: collections.deque[Future[Content | SkippedContent]] = collections.deque()
         self.pending_sizes: collections.deque[int] = collections.deque()
@@ -813,11 +814,14 @@ class _Exporter:
             visit_date = _EPOCH + timedelta(microseconds=latest or 0)
         status_date = status_date or visit_date
         origin = Origin(url=url)
-        visit = OriginVisit(origin=url, date=visit_date, type="git", visit=1)
+        number = self.visits.get(url, 0) + 1
+        self.visits[url] = number
+        visit = OriginVisit(origin=url, date=visit_date, type="git", visit=number)
         status = OriginVisitStatus(
-            origin=url, visit=1, date=status_date, status="full", snapshot=snapshot.id, type="git"
+            origin=url, visit=number, date=status_date, status="full", snapshot=snapshot.id, type="git"
         )
-        self.tables["origin"].add(origin.id.hex(), origin.url)
+        if number == 1:
+            self.tables["origin"].add(origin.id.hex(), origin.url)
         self.tables["origin_visit"].add(visit.origin, visit.visit, _dt_micros(visit.date), visit.type)
         self.tables["origin_visit_status"].add(
             status.origin,
@@ -861,7 +865,9 @@ def export_repositories(
     """Write a Software Heritage graph export (ORC tables + content store) of git repositories.
 
     Args:
-        repo_dirs: local git repositories (work trees or bare), one origin each.
+        repo_dirs: local git repositories (work trees or bare), one origin each; a URL given
+            more than once makes one origin with a visit per repository, numbered in order
+            (the same project seen at several times).
         out: export folder; ``out/orc/<table>/`` and ``out/content_store/content/`` are
             created (existing ``*.orc`` files in the table folders are replaced).
         origin_urls: origin URL of each repository (same order); default
@@ -886,14 +892,12 @@ def export_repositories(
         urls = list(origin_urls)
         if len(urls) != len(repos):
             raise ValueError(f"{len(urls)} origin urls for {len(repos)} repositories")
-    if len(set(urls)) != len(urls):
-        raise ValueError("duplicate origin urls: each repository needs its own origin")
     for repo in repos:
         _check_repository(repo)
     visit_date = _aware(visit_date)
     status_date = _aware(status_date)
 
-    key = "\n".join(sorted(urls))
+    key = "\n".join(sorted(set(urls)))
     table_uuids = {
         name: str(uuid.uuid5(uuid.NAMESPACE_URL, f"swh-export-git:{name}:{key}")) for name in TABLES
     }

@@ -7,6 +7,7 @@ partition does is a plain function elsewhere (``pipeline.walk``, ``pipeline.part
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import sys
@@ -94,10 +95,12 @@ def _read_piece(piece: Piece, export: Export) -> pd.DataFrame:
 class Walk:
     """The walk of one export as Dask work; ``files()`` gives one WALK_SCHEMA row per file."""
 
-    def __init__(self, export: Export, config: Config, log: Callable[[str], None]) -> None:
+    def __init__(self, export: Export, config: Config, log: Callable[[str], None],
+                 as_of: dt.datetime | None = None) -> None:
         self.export = export
         self.config = config
         self.log = log
+        self.as_of = as_of
         self.report: dict[str, Any] = {}
 
     def table(self, name: str) -> dd.DataFrame:
@@ -109,7 +112,7 @@ class Walk:
         """One row per origin that has a full visit: its snapshot, branch, revision and root tree."""
         status = self.table("origin_visit_status")
         visits = status.shuffle("origin").map_partitions(
-            _arrow_fn(walk.latest_full_visits), meta=to_pandas(walk.VISITS_SCHEMA.empty_table())
+            _arrow_fn(walk.latest_full_visits, self.as_of), meta=to_pandas(walk.VISITS_SCHEMA.empty_table())
         )
         visit_dates = self.table("origin_visit").rename(columns={"date": "visit_date"})
         visits = dd.merge(visits, visit_dates, on=["origin", "visit"], how="left")
@@ -241,6 +244,7 @@ def build(
     client: Client,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
     reuse: dict[int, dict[str, Any]] | None = None,
+    as_of: dt.datetime | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
     """Walk ``export``, run ``stages`` per partition, deduplicate, and write shards under ``staging``.
 
@@ -250,7 +254,7 @@ def build(
     (``finalize_partition``).
     """
     reuse = dict(reuse or {})
-    walker = Walk(export, config, log)
+    walker = Walk(export, config, log, as_of)
     rows = walker.files().persist()
     n_files, total_bytes = dask.compute(rows.shape[0], rows.length.sum())
     n_files, total_bytes = int(n_files), int(total_bytes or 0)

@@ -17,7 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from manifests.card import dataset_card
+from manifests.card import CHART, dataset_card, language_chart
+from manifests.changes import CHANGELOG, CHANGES_JSON, CHANGES_PARQUET, compare, write_changes
 from manifests.manifest import FORMAT, MANIFEST, read_manifest, write_manifest, write_sums
 from pipeline import __version__
 from pipeline.checkpoint import open_staging, reusable
@@ -82,8 +83,14 @@ def run_version(
     scheduler: str | None,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
     memory_limit: str | int = "auto",
+    parent: str | None = None,
+    as_of: dt.datetime | None = None,
 ) -> Path:
     """Build ``version`` of the dataset from the export at ``input_url``; returns its folder.
+
+    ``parent``: the version the changelog compares with (default: the latest finished version in
+    ``output``). ``as_of``: build from the archive as it stood then (per origin, the latest full
+    visit at or before that date).
 
     Raises PipelineError for bad input, an existing version with a different input, config or
     software, or an output folder that cannot be written.
@@ -93,13 +100,17 @@ def run_version(
     export.check()
     store_url = store_url or f"{export.url}/content_store"
     ContentStore(store_url).check()
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=dt.UTC)
     identity = {
-        "input": {"export": input_url, "content_store": store_url, "fingerprint": export.fingerprint()},
+        "input": {"export": input_url, "content_store": store_url, "fingerprint": export.fingerprint(),
+                  "as_of": as_of.isoformat() if as_of else None},
         "config_sha256": config.digest(),
         "software": software_versions(),
     }
     if _up_to_date(target, identity, log):
         return target
+    parent_dir = choose_parent(output, version, parent)
     staging = output / f".v{version}.partial"
     try:
         open_staging(staging, identity, staging / WORK, log)
@@ -113,15 +124,26 @@ def run_version(
     try:
         with dask_client(workers, scheduler, memory_limit) as client:
             walk_report, stage_reports, dedup_report, write_reports = build(
-                export, stages, staging, config, client, log, reuse
+                export, stages, staging, config, client, log, reuse, as_of
             )
         shutil.rmtree(staging / WORK, ignore_errors=True)
         manifest = assemble_manifest(
             version, identity, config, stages, walk_report, stage_reports, dedup_report, write_reports
         )
-        readme = staging / "README.md"
-        readme.write_text(dataset_card(manifest))
-        manifest["files"] = [{"path": "README.md", "bytes": readme.stat().st_size, "sha256": sha256_file(readme)}]
+        summary = None
+        if parent_dir is not None:
+            parent_manifest = read_manifest(parent_dir)
+            manifest["parent"] = parent_manifest["version"]
+            summary, rows = compare(parent_dir, parent_manifest, staging, manifest)
+            write_changes(staging, summary, rows)
+        else:
+            write_changes(staging, None, None)
+        extra = [CHANGES_JSON, CHANGES_PARQUET, CHANGELOG]
+        if language_chart(manifest, staging / CHART):
+            extra.append(CHART)
+        (staging / "README.md").write_text(dataset_card(manifest, summary))
+        manifest["files"] = [{"path": name, "bytes": (staging / name).stat().st_size,
+                              "sha256": sha256_file(staging / name)} for name in sorted(["README.md", *extra])]
         write_sums(staging, manifest["shards"] + manifest["files"])
         write_manifest(staging, manifest)
         staging.rename(target)
@@ -130,6 +152,24 @@ def run_version(
     log(f"wrote {target} ({manifest['totals']['files_kept']} files kept, "
         f"{manifest['totals']['files_dropped']} dropped)")
     return target
+
+
+def finished_versions(output: Path) -> list[dict[str, Any]]:
+    """The manifests of the finished versions in ``output``, oldest first."""
+    found = [read_manifest(p) for p in output.glob("v*") if p.is_dir() and (p / MANIFEST).is_file()]
+    return sorted(found, key=lambda m: (m["created_at"], m["version"]))
+
+
+def choose_parent(output: Path, version: str, parent: str | None) -> Path | None:
+    """The folder of the version the changelog compares with: ``parent`` if given (it must be a
+    finished version), else the most recently built finished version in ``output``, else None."""
+    if parent is not None:
+        folder = version_dir(output, parent)
+        if parent == version or not (folder / MANIFEST).is_file():
+            raise PipelineError(f"--parent {parent}: no finished version {parent} in {output}")
+        return folder
+    earlier = [m for m in finished_versions(output) if m["version"] != version]
+    return version_dir(output, earlier[-1]["version"]) if earlier else None
 
 
 def _up_to_date(target: Path, identity: dict[str, Any], log: Callable[[str], None]) -> bool:
@@ -144,6 +184,7 @@ def _up_to_date(target: Path, identity: dict[str, Any], log: Callable[[str], Non
         what
         for what, old, new in (
             ("input", existing["input"]["fingerprint"], identity["input"]["fingerprint"]),
+            ("as-of date", existing["input"].get("as_of"), identity["input"]["as_of"]),
             ("config", existing["config_sha256"], identity["config_sha256"]),
             ("software", existing["software"], identity["software"]),
         )

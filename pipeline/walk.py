@@ -7,6 +7,7 @@ between its joins; nothing here holds a whole table of the export.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -59,13 +60,16 @@ LEVEL_SCHEMA = pa.schema(
 _MAX_ALIAS_DEPTH = 8
 
 
-def latest_full_visits(status: pa.Table) -> pa.Table:
-    """Per origin, the latest visit whose status is ``full`` and that has a snapshot.
+def latest_full_visits(status: pa.Table, as_of: dt.datetime | None = None) -> pa.Table:
+    """Per origin, the latest visit whose status is ``full`` and that has a snapshot (with
+    ``as_of``: among the statuses dated at or before it).
 
     ``status`` has the origin_visit_status columns origin, visit, date, status, snapshot; all rows
     of one origin must be in the same table (the graph shuffles on origin first).
     """
     full = status.filter(pc.and_(pc.equal(status["status"], "full"), pc.is_valid(status["snapshot"])))
+    if as_of is not None:
+        full = full.filter(pc.less_equal(full["date"], pa.scalar(as_of, full.schema.field("date").type)))
     full = full.sort_by([("origin", "ascending"), ("visit", "ascending"), ("date", "ascending")])
     origins = full["origin"].to_pylist()
     last = [i for i in range(len(origins)) if i + 1 == len(origins) or origins[i + 1] != origins[i]]

@@ -417,5 +417,8 @@ def test_shared_objects_written_once_and_max_content_size(feature_repo: Path, tm
     for table in ("revision", "directory", "directory_entry", "content"):
         keys = [repr(sorted(r.items())) for r in rows[table]]
         assert len(keys) == len(set(keys)), table
-    with pytest.raises(ValueError, match="duplicate origin"):
-        export_repositories([feature_repo, mirror], tmp_path / "again", ["u", "u"])
+    # one URL given twice: one origin, visited twice (visits numbered in order)
+    export_repositories([feature_repo, mirror], tmp_path / "again", ["https://example.org/u"] * 2)
+    again = read_all(tmp_path / "again")
+    assert [r["url"] for r in again["origin"]] == ["https://example.org/u"]
+    assert sorted(r["visit"] for r in again["origin_visit_status"]) == [1, 2]
