@@ -42,10 +42,13 @@ def mark_done(work: Path, bucket: int, report: dict[str, Any], files: list[dict[
     _atomic_json(done_marker(work, bucket), {"report": report, "files": entries})
 
 
-def open_staging(staging: Path, identity: dict[str, Any], work: Path, log: Callable[[str], None]) -> None:
+def open_staging(staging: Path, identity: dict[str, Any], work: Path, log: Callable[[str], None],
+                 resume: bool = True) -> None:
     """Make ``staging`` ready for a build of ``identity``: keep it if a killed build of the same
-    identity left it (its checkpoints are checked later), otherwise start it afresh."""
+    identity left it and ``resume`` (its checkpoints are checked later), otherwise start it afresh."""
     recorded = work / IDENTITY
+    if staging.exists() and not resume:
+        shutil.rmtree(staging)
     if staging.exists():
         try:
             same = json.loads(recorded.read_text()) == json.loads(json.dumps(identity))

@@ -68,11 +68,14 @@ class ExecutionConfig:
     """Speed only, never the output: not part of the config hash.
 
     ``fetch_threads``: content-store reads in flight per worker. ``components_partition_edges``:
-    near-duplicate edges per partition in the connected-components rounds.
+    near-duplicate edges per partition in the connected-components rounds. ``checkpoint``: leave a
+    checked checkpoint per finished input partition, so that a killed run resumes (off: a rerun
+    starts over).
     """
 
     fetch_threads: int = 8
     components_partition_edges: int = 1_000_000
+    checkpoint: bool = True
 
 
 @dataclass(frozen=True)

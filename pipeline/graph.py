@@ -209,7 +209,8 @@ def _process_buckets(df: pd.DataFrame, stages: Sequence[Stage], staging: str, co
     reports = []
     for bucket, group in sorted(df.groupby("bucket", sort=True), key=lambda kv: kv[0]):
         table = to_arrow(group.drop(columns=["bucket"]))
-        reports.append(process_partition(table, int(bucket), prepared, Path(staging), config.output, config.dedup))
+        reports.append(process_partition(table, int(bucket), prepared, Path(staging), config.output, config.dedup,
+                                         config.execution.checkpoint))
         _give_back_memory()
     return reports
 

@@ -64,8 +64,10 @@ def process_partition(
     staging: Path,
     output: OutputConfig,
     dedup: DedupConfig,
+    checkpoint: bool = True,
 ) -> dict[str, Any]:
-    """Run ``stages`` over the walk rows of one partition; write its kept rows, keys and ledger.
+    """Run ``stages`` over the walk rows of one partition; write its kept rows, keys and ledger,
+    then (``checkpoint``) the partition's checkpoint marker with their checksums.
 
     The rows are processed in batches of at most ``output.batch_bytes`` of content, each written
     out before the next is fetched, so a worker's memory is bounded by the batch size even when
@@ -76,7 +78,7 @@ def process_partition(
     ledgers: list[pa.Table] = []
     counters: dict[str, dict[str, int]] = {}
     row_writer: ShardWriter | None = None
-    key_writer = ShardWriter(work, f"keys/{shard_name(bucket)}", KEYS_SCHEMA, output)
+    key_writer = ShardWriter(work, f"keys/{shard_name(bucket)}", KEYS_SCHEMA, output, checkpoint)
     kept_rows = 0
     # unknown lengths (files with no content row) count as zero: they are never fetched
     for start, stop in size_bounds(pc.fill_null(table["length"], 0).to_pylist(), output.batch_bytes):
@@ -90,16 +92,17 @@ def process_partition(
                 stage_counters[key] = stage_counters.get(key, 0) + value
         if batch.num_rows:
             if row_writer is None:
-                row_writer = ShardWriter(work, f"rows/{shard_name(bucket)}", batch.schema, output)
+                row_writer = ShardWriter(work, f"rows/{shard_name(bucket)}", batch.schema, output, checkpoint)
             row_writer.write(batch)
             key_writer.write(dedup_keys(batch, bucket, kept_rows, dedup))
             kept_rows += batch.num_rows
     written = [row_writer.close()] if row_writer is not None else []
     written.append(key_writer.close())
     ledger = pa.concat_tables(ledgers).cast(LEDGER_SCHEMA)
-    written.append(write_shard(ledger, work, f"ledger/{shard_name(bucket)}", output))
+    written.append(write_shard(ledger, work, f"ledger/{shard_name(bucket)}", output, checkpoint))
     report = {"bucket": bucket, "rows_in": rows.num_rows, "rows_kept": kept_rows, "stages": counters}
-    mark_done(work, bucket, report, written)  # last: the partition's checkpoint
+    if checkpoint:
+        mark_done(work, bucket, report, written)  # last: the partition's checkpoint
     return report
 
 

@@ -113,8 +113,8 @@ def run_version(
     parent_dir = choose_parent(output, version, parent)
     staging = output / f".v{version}.partial"
     try:
-        open_staging(staging, identity, staging / WORK, log)
-        reuse = reusable(staging / WORK, log)
+        open_staging(staging, identity, staging / WORK, log, resume=config.execution.checkpoint)
+        reuse = reusable(staging / WORK, log) if config.execution.checkpoint else {}
     except OSError as e:
         raise PipelineError(f"{output}: cannot write the output folder ({e.strerror})") from e
 

@@ -35,8 +35,9 @@ class ShardWriter:
     depend only on the tables written, in order.
     """
 
-    def __init__(self, root: Path, relpath: str, schema: pa.Schema, config: OutputConfig) -> None:
+    def __init__(self, root: Path, relpath: str, schema: pa.Schema, config: OutputConfig, digest: bool = True) -> None:
         self.relpath = relpath
+        self.digest = digest
         self.path = root / relpath
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
@@ -63,15 +64,15 @@ class ShardWriter:
     def close(self) -> dict[str, Any]:
         """Finish the file, move it into place; returns its manifest entry."""
         self._writer.close()
-        digest = sha256_file(self.tmp)
+        digest = sha256_file(self.tmp) if self.digest else None
         size = self.tmp.stat().st_size
         os.replace(self.tmp, self.path)
         return {"path": self.relpath, "rows": self.rows, "bytes": size, "sha256": digest}
 
 
-def write_shard(table: pa.Table, root: Path, relpath: str, config: OutputConfig) -> dict[str, Any]:
+def write_shard(table: pa.Table, root: Path, relpath: str, config: OutputConfig, digest: bool = True) -> dict[str, Any]:
     """Write ``table`` to ``root/relpath`` atomically; returns its manifest entry."""
-    writer = ShardWriter(root, relpath, table.schema, config)
+    writer = ShardWriter(root, relpath, table.schema, config, digest)
     writer.write(table)
     return writer.close()
 

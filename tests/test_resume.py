@@ -111,3 +111,15 @@ def test_a_staging_folder_of_another_config_is_not_reused(export: Path, referenc
     reused, log = rerun(export, output)
     assert reused == 0 and "starting afresh" in log
     same_shards(output, reference)
+
+
+def test_without_checkpoints_a_rerun_starts_over(export: Path, reference: dict, tmp_path: Path) -> None:
+    config = tmp_path / "no-checkpoints.toml"
+    config.write_text((export.parent / "config.toml").read_text() + "[execution]\ncheckpoint = false\n")
+    cmd = [*command(export, tmp_path / "out")[:-4], "--config", str(config), "--workers", "1"]
+    kill_when(cmd, lambda: (tmp_path / "out" / ".v1.partial" / ".work" / "rows").is_dir()
+              and len(list((tmp_path / "out" / ".v1.partial" / ".work" / "rows").glob("part-*"))) >= 2)
+    assert markers(tmp_path / "out") == []
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0 and "reusing" not in done.stderr and "resuming" not in done.stderr
+    same_shards(tmp_path / "out", reference)
