@@ -56,6 +56,7 @@ config sha256 `{manifest['config_sha256']}`.{f" The archive as of {as_of}." if a
 Parquet shards ({human_bytes(t['shard_bytes'])}, zstd).
 - {t['files_in']} files found by the walk; {t['files_dropped']} dropped, each listed in `dropped/` with its reason.
 - {walk['origins']} origins in the export, {walk['origins_walked']} walked (not walked: {problems}).
+- {_opt_out(manifest)}
 
 ## Languages
 {f"![files and bytes per language]({CHART})" if manifest["languages"] else "No file was kept."}
@@ -130,3 +131,12 @@ def _changes(changes: dict[str, Any] | None) -> str:
             f"{len(r['added'])} repositories added, {len(r['removed'])} removed; "
             f"{len(changes['config'])} config and {len(changes['software'])} software settings changed. "
             "Details: `CHANGELOG.md`, `changes.json`, `changes.parquet`.")
+
+
+def _opt_out(manifest: dict[str, Any]) -> str:
+    o = manifest.get("opt_out")
+    if not o:
+        return "Opt-out: no registry was given."
+    return (f"Opt-out: {o['repositories_removed']} repositories ({o['files_removed']} files) removed by the registry "
+            f"(sha256 `{o['registry_sha256'][:16]}…`, {o['entries']} entries) and the "
+            f"{o['carried_repositories']} repositories opted out in earlier versions.")

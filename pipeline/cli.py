@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="memory limit of each local worker, e.g. 2GiB (default: the machine's memory / workers)")
     run.add_argument("--parent", default=None, metavar="VERSION",
                      help="version the changelog compares with (default: the latest finished one in OUTPUT)")
+    run.add_argument("--opt-out", type=Path, default=None, metavar="FILE",
+                     help="opt-out registry (docs/license.md; default: [opt_out] registry in the config). "
+                          "Repositories opted out by an earlier version in OUTPUT stay out")
     run.add_argument("--as-of", type=_iso_date, default=None, metavar="DATE",
                      help="build from the archive as it stood at DATE (ISO 8601): per origin, the latest full "
                           "visit at or before it")
@@ -144,6 +147,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             memory_limit=args.memory_limit,
             parent=args.parent,
             as_of=args.as_of,
+            opt_out=args.opt_out,
         )
         return 0
     if args.command == "versions":

@@ -64,6 +64,14 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class OptOutConfig:
+    """The opt-out registry file (docs/license.md), if any; ``--opt-out FILE`` overrides it. Its path
+    is not hashed into the config: the registry's SHA-256 is part of the version's identity instead."""
+
+    registry: str = ""
+
+
+@dataclass(frozen=True)
 class ExecutionConfig:
     """Speed only, never the output: not part of the config hash.
 
@@ -88,6 +96,7 @@ class Config:
     redact: RedactConfig = field(default_factory=RedactConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    opt_out: OptOutConfig = field(default_factory=OptOutConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +105,7 @@ class Config:
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of every setting that can change the output."""
-        hashed = {k: v for k, v in self.to_dict().items() if k != "execution"}
+        hashed = {k: v for k, v in self.to_dict().items() if k not in ("execution", "opt_out")}
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()
 
 
@@ -137,6 +146,9 @@ def _section(path: Path, name: str, default: Any, values: dict[str, Any]) -> Any
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise PipelineError(f"{path}: [{name}] {key} must be a list of strings")
             value = tuple(value)
+        elif isinstance(expected, str):
+            if not isinstance(value, str):
+                raise PipelineError(f"{path}: [{name}] {key} must be a string, got {value!r}")
         elif isinstance(expected, bool):
             if not isinstance(value, bool):
                 raise PipelineError(f"{path}: [{name}] {key} must be true or false, got {value!r}")

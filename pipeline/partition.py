@@ -180,6 +180,9 @@ def finalize_partition(bucket: int, staging: Path, decisions: pa.Table, output: 
         "shards": shards,
         "languages": languages,
         "dedup_dropped": dedup_dropped,
+        # origins are never split across partitions: these lists add up to exact totals
+        "opted_out_origins": sorted(set(pc.filter(ledger["origin_url"],
+                                                  pc.equal(ledger["reason"], "opted_out")).to_pylist())),
     }
 
 

@@ -25,12 +25,14 @@ from pipeline.checkpoint import open_staging, reusable
 from pipeline.config import Config
 from pipeline.content_store import ContentStore
 from pipeline.errors import PipelineError
+from pipeline.optout import Registry, load_registry
 from pipeline.orc import Export
 from pipeline.partition import WORK
 from pipeline.writer import sha256_file
 from stages.base import Reason, Stage
 from stages.decode import Decode
 from stages.fetch import Fetch
+from stages.optout import OptOut
 from stages.redact import Redact
 
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
@@ -56,9 +58,10 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def build_stages(store_url: str, config: Config) -> list[Stage]:
-    """The stages, in the order of the flow."""
-    stages: list[Stage] = [
+def build_stages(store_url: str, config: Config, registry: Registry | None = None) -> list[Stage]:
+    """The stages, in the order of the flow (``registry``: the effective opt-out registry)."""
+    stages: list[Stage] = [OptOut(registry)] if registry is not None and len(registry) else []
+    stages += [
         Fetch(store_url, max_bytes=config.fetch.max_file_bytes, threads=config.execution.fetch_threads),
         Decode(probe_bytes=config.decode.binary_probe_bytes),
     ]
@@ -85,12 +88,14 @@ def run_version(
     memory_limit: str | int = "auto",
     parent: str | None = None,
     as_of: dt.datetime | None = None,
+    opt_out: Path | None = None,
 ) -> Path:
     """Build ``version`` of the dataset from the export at ``input_url``; returns its folder.
 
     ``parent``: the version the changelog compares with (default: the latest finished version in
     ``output``). ``as_of``: build from the archive as it stood then (per origin, the latest full
-    visit at or before that date).
+    visit at or before that date). ``opt_out``: the opt-out registry file (else ``[opt_out]
+    registry``); repositories opted out by any earlier version in ``output`` stay out.
 
     Raises PipelineError for bad input, an existing version with a different input, config or
     software, or an output folder that cannot be written.
@@ -102,11 +107,18 @@ def run_version(
     ContentStore(store_url).check()
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.UTC)
+    registry, carried = effective_registry(output, version, opt_out or (config.opt_out.registry or None))
+    effective = None if registry is None else registry.union(carried, dt.date(1970, 1, 1),
+                                                            "opted out in an earlier version")
     identity = {
         "input": {"export": input_url, "content_store": store_url, "fingerprint": export.fingerprint(),
                   "as_of": as_of.isoformat() if as_of else None},
         "config_sha256": config.digest(),
         "software": software_versions(),
+        "opt_out": None if registry is None else {
+            "registry_sha256": registry.sha256, "carried_repositories": len(carried),
+            "effective_sha256": effective.sha256 if effective is not None else None,
+        },
     }
     if _up_to_date(target, identity, log):
         return target
@@ -120,7 +132,7 @@ def run_version(
 
     from pipeline.graph import build, dask_client  # dask is imported only when a build runs
 
-    stages = build_stages(store_url, config)
+    stages = build_stages(store_url, config, effective)
     try:
         with dask_client(workers, scheduler, memory_limit) as client:
             walk_report, stage_reports, dedup_report, write_reports = build(
@@ -130,6 +142,16 @@ def run_version(
         manifest = assemble_manifest(
             version, identity, config, stages, walk_report, stage_reports, dedup_report, write_reports
         )
+        if identity["opt_out"] is not None:
+            new = sorted({u for r in write_reports for u in r["opted_out_origins"]})
+            opt_stage = next((st for st in manifest["stages"] if st["name"] == "opt_out"), None)
+            manifest["opt_out"] = {
+                **identity["opt_out"],
+                "entries": len(registry) if registry is not None else 0,
+                "repositories_removed": len(new),
+                "files_removed": opt_stage["dropped"].get("opted_out", 0) if opt_stage else 0,
+                "repositories": sorted(set(new) | set(carried)),
+            }
         summary = None
         if parent_dir is not None:
             parent_manifest = read_manifest(parent_dir)
@@ -160,6 +182,20 @@ def finished_versions(output: Path) -> list[dict[str, Any]]:
     return sorted(found, key=lambda m: (m["created_at"], m["version"]))
 
 
+def effective_registry(output: Path, version: str, path: Path | str | None) -> tuple[Registry | None, list[str]]:
+    """The opt-out registry at ``path`` (or an empty one) and the repositories that earlier versions
+    in ``output`` opted out, which stay out even if the file no longer names them. (None, []) when
+    there is neither."""
+    versions = finished_versions(output)
+    # rebuilding an existing version: only the versions built before it count
+    built = next((m["created_at"] for m in versions if m["version"] == version), None)
+    carried = sorted({url for m in versions if m["version"] != version and (built is None or m["created_at"] < built)
+                      for url in (m.get("opt_out") or {}).get("repositories", [])})
+    if path is None and not carried:
+        return None, []
+    return (load_registry(path) if path is not None else Registry([])), carried
+
+
 def choose_parent(output: Path, version: str, parent: str | None) -> Path | None:
     """The folder of the version the changelog compares with: ``parent`` if given (it must be a
     finished version), else the most recently built finished version in ``output``, else None."""
@@ -185,6 +221,8 @@ def _up_to_date(target: Path, identity: dict[str, Any], log: Callable[[str], Non
         for what, old, new in (
             ("input", existing["input"]["fingerprint"], identity["input"]["fingerprint"]),
             ("as-of date", existing["input"].get("as_of"), identity["input"]["as_of"]),
+            ("opt-out registry", (existing.get("opt_out") or {}).get("effective_sha256"),
+             (identity["opt_out"] or {}).get("effective_sha256")),
             ("config", existing["config_sha256"], identity["config_sha256"]),
             ("software", existing["software"], identity["software"]),
         )

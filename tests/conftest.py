@@ -57,6 +57,11 @@ def git_repo(source: Path, repo: Path, date: str = "2024-01-01T00:00:00Z") -> No
     subprocess.run(["git", "-C", str(repo), "commit", "-q", "-m", "c"], check=True, env=env)
 
 
+def stdlib_origin(name: str) -> str:
+    """The origin URL of standard-library package ``name`` in ``stdlib_export``."""
+    return f"https://github.com/stdlib/{name}"
+
+
 @pytest.fixture(scope="session")
 def stdlib_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An export of 8 standard-library packages as repositories (2 MB), with ``config.toml`` next to
@@ -67,7 +72,9 @@ def stdlib_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     for name in STDLIB_PACKAGES:
         git_repo(stdlib / name, root / "repos" / name)
-    assert main(["export-git", *[str(root / "repos" / n) for n in STDLIB_PACKAGES], "--out", str(root / "export")]) == 0
+    urls = [arg for n in STDLIB_PACKAGES for arg in ("--origin-url", stdlib_origin(n))]
+    assert main(["export-git", *[str(root / "repos" / n) for n in STDLIB_PACKAGES], *urls,
+                 "--out", str(root / "export")]) == 0
     (root / "config.toml").write_text("[output]\npartition_bytes = 262144\n")
     return root / "export"
 
