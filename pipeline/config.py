@@ -16,6 +16,8 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from stages.dedup import DedupConfig
+from stages.filters import FiltersConfig
+from stages.language import LanguageConfig
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class Config:
     walk: WalkConfig = field(default_factory=WalkConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    filters: FiltersConfig = field(default_factory=FiltersConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -159,4 +163,7 @@ def _section(path: Path, name: str, default: Any, values: dict[str, Any]) -> Any
         ):
             raise PipelineError(f"{path}: [{name}] {key} must be a positive number, got {value!r}")
         converted[key] = value
-    return dataclasses.replace(default, **converted)
+    try:
+        return dataclasses.replace(default, **converted)
+    except ValueError as e:  # a section's own checks (e.g. [language] guesslang_threshold)
+        raise PipelineError(f"{path}: {e}") from e

@@ -12,8 +12,9 @@ Targets: a full origin URL (exact); ``owner/name`` (the ``repo_name`` of any for
 (every repository of that owner on any forge); a glob (``*``, ``?``, ``[...]``, matched with
 ``fnmatch`` rules on the origin URL when it has a scheme, else on ``repo_name``). Matching ignores
 case and a trailing ``/`` or ``.git`` (forges treat those names as the same repository; opting out a
-little more is the safe direction). Blank lines and ``#`` comments are ignored; anything else that
-is not ``<target> <YYYY-MM-DD> [reason]`` fails the load with the file and line number.
+little more is the safe direction). Blank lines and lines starting with ``#`` are ignored (a ``#``
+later on a line is part of the reason: ``request #123``); any other line that is not ``<target>
+<YYYY-MM-DD> [reason]`` fails the load with the file and line number.
 
 Exact targets are dict lookups; globs are bucketed by their literal prefix up to a ``/``, so an
 origin is tested only against the globs whose prefix it starts with.
@@ -67,9 +68,8 @@ def normalize_name(name: str) -> str:
 
 def parse_entry(text: str, line: int = 0) -> Entry | None:
     """The entry on one line (None for a blank or comment line); ValueError says what is wrong."""
-    text = text.split("#", 1)[0] if text.lstrip().startswith("#") else _strip_comment(text)
     fields = text.split(None, 2)
-    if not fields:
+    if not fields or fields[0].startswith("#"):
         return None
     if len(fields) < 2:
         raise ValueError(f"expected '<target> <YYYY-MM-DD> [reason]', got {text.strip()!r}")
@@ -82,12 +82,6 @@ def parse_entry(text: str, line: int = 0) -> Entry | None:
     except ValueError as e:
         raise ValueError(f"date {date_text!r} is not a valid date") from e
     return Entry(target, _kind(target), date, reason, line)
-
-
-def _strip_comment(text: str) -> str:
-    """A ``#`` after whitespace starts a comment; inside a target (``https://x/y#frag``) it does not."""
-    match = re.search(r"\s#", text)
-    return text[: match.start()] if match else text
 
 
 def _kind(target: str) -> str:

@@ -32,12 +32,15 @@ from pipeline.writer import sha256_file
 from stages.base import Reason, Stage
 from stages.decode import Decode
 from stages.fetch import Fetch
+from stages.filters import Filters
+from stages.language import Language
 from stages.optout import OptOut
 from stages.redact import Redact
 
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
 _PACKAGES = (
-    "pyarrow", "pandas", "dask", "distributed", "fsspec", "charset-normalizer", "xxhash", "swh.model", "detect-secrets"
+    "pyarrow", "pandas", "dask", "distributed", "fsspec", "charset-normalizer", "xxhash", "swh.model", "detect-secrets",
+    "datasketch", "enry-python", "guesslang", "tensorflow-cpu",
 )
 _REASONS = {r.value for r in Reason}
 BUNDLED_EXPORT = Path(__file__).resolve().parent.parent / "examples" / "sample-export"
@@ -54,7 +57,10 @@ def software_versions() -> dict[str, str]:
     """The versions of everything that can change the output."""
     versions = {"pipeline": __version__, "python": platform.python_version()}
     for name in _PACKAGES:
-        versions[name] = metadata.version(name)
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # e.g. tensorflow instead of tensorflow-cpu
+            versions[name] = "not installed"
     return versions
 
 
@@ -64,6 +70,8 @@ def build_stages(store_url: str, config: Config, registry: Registry | None = Non
     stages += [
         Fetch(store_url, max_bytes=config.fetch.max_file_bytes, threads=config.execution.fetch_threads),
         Decode(probe_bytes=config.decode.binary_probe_bytes),
+        Language(config.language),
+        Filters(config.filters),
     ]
     if config.redact.enabled:
         stages.append(

@@ -88,8 +88,13 @@ LANGUAGE_SCHEMA = _before_content(DECODED_SCHEMA, LANGUAGE_FIELDS)
 #: After the license stage (and the filters, which only drop rows).
 CLASSIFIED_SCHEMA = _before_content(LANGUAGE_SCHEMA, LICENSE_FIELDS)
 
+def with_pii(schema: pa.Schema) -> pa.Schema:
+    """What redaction gives for rows of ``schema``: the same with ``pii`` before ``content``."""
+    return _before_content(schema, [pa.field("pii", PII_TYPE, nullable=False)])
+
+
 #: What the per-file stages give (after redaction), before dedup adds ``near_dup_cluster``.
-REDACTED_SCHEMA = _before_content(DECODED_SCHEMA, [pa.field("pii", PII_TYPE, nullable=False)])
+REDACTED_SCHEMA = with_pii(CLASSIFIED_SCHEMA)
 
 #: One row per file in the dataset shards (``sha256`` and ``length_bytes`` are of the content as written).
 #: ``near_dup_cluster``: the blob_id of the surviving member of the file's near-duplicate cluster.

@@ -33,7 +33,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from schemas import PII_TYPE, REDACTED_SCHEMA
+from schemas import PII_TYPE, with_pii
 from stages.base import Reason, StageResult, binary_array, split
 
 EMAIL, KEY, PASSWORD, IP = "email", "key", "password", "ip_address"
@@ -500,10 +500,11 @@ def _load_plugins() -> dict[str, Any]:
 
 
 def _with_redactions(kept: pa.Table, redacted: list[bytes], pii: list[list[dict[str, Any]]]) -> pa.Table:
-    """REDACTED_SCHEMA rows: the redacted content, its new sha256 and length, and the ``pii`` counts."""
+    """The rows with ``pii`` (``with_pii``): the redacted content, its new sha256 and length, and the counts."""
     columns = {name: kept[name] for name in kept.column_names}
     columns["content"] = binary_array(redacted, pa.large_string())
     columns["sha256"] = pa.array([hashlib.sha256(b).hexdigest() for b in redacted], pa.string())
     columns["length_bytes"] = pa.array([len(b) for b in redacted], pa.int64())
     columns["pii"] = pa.array(pii, PII_TYPE)
-    return pa.table([columns[f.name] for f in REDACTED_SCHEMA], schema=REDACTED_SCHEMA)
+    schema = with_pii(kept.schema)
+    return pa.table([columns[f.name] for f in schema], schema=schema)

@@ -33,9 +33,28 @@ def near_copy(text: str, changes: int) -> str:
     return "\n".join(lines)
 
 
+#: Dedup on its own: every language kept, no quality filter (empty and repeated-token files, vendored
+#: copies and text files must reach dedup here).
+DEDUP_ONLY = """
+[language]
+keep_unknown = true
+exclude_types = []
+[filters]
+too_many_lines = false
+long_lines = false
+low_alphabetic = false
+encoded_data = false
+auto_generated = false
+vendored = "keep"
+"""
+
+
 def build(export: Path, output: Path, version: str, workers: int, config: Path | None = None) -> Path:
+    if config is None:
+        config = output.parent / f"{output.name}.toml"
+        config.write_text(DEDUP_ONLY)
     args = ["run", "--version", version, "--input", str(export), "--output", str(output), "--workers", str(workers)]
-    assert main(args + (["--config", str(config)] if config else [])) == 0
+    assert main(args + ["--config", str(config)]) == 0
     return output / f"v{version}"
 
 
@@ -102,7 +121,7 @@ def test_same_survivors_and_bytes_with_any_number_of_workers(corpus: Path, built
 
 def test_keep_near_duplicates_flags_them_instead(corpus: Path, built: Path) -> None:
     config = corpus.parent / "keep.toml"
-    config.write_text("[dedup]\nkeep_near_duplicates = true\n")
+    config.write_text(DEDUP_ONLY + "[dedup]\nkeep_near_duplicates = true\n")
     version = build(corpus, corpus.parent / "out-keep", "1", workers=1, config=config)
     rows = {r["path"]: r for r in ds.dataset(version / "data", format="parquet").to_table().to_pylist()}
     survivor = min(rows["/near.py"]["blob_id"], rows["/vendor/util.py"]["blob_id"])
@@ -116,7 +135,7 @@ def test_one_giant_cluster_of_10000_near_copies(tmp_path: Path) -> None:
     export = tmp_path / "export"
     assert main(["export-git", str(tmp_path / "giant"), "--out", str(export)]) == 0
     config = tmp_path / "small-partitions.toml"  # ~10 edge partitions: the rounds shuffle for real
-    config.write_text("[execution]\ncomponents_partition_edges = 2000\n")
+    config.write_text(DEDUP_ONLY + "[execution]\ncomponents_partition_edges = 2000\n")
     version = build(export, tmp_path / "out", "1", workers=2, config=config)
     data = ds.dataset(version / "data", format="parquet").to_table()
     assert data.num_rows == 1
@@ -132,7 +151,7 @@ def test_a_20_mb_file(tmp_path: Path) -> None:
     export = tmp_path / "export"
     assert main(["export-git", str(tmp_path / "big"), "--out", str(export)]) == 0
     config = tmp_path / "c.toml"
-    config.write_text("[fetch]\nmax_file_bytes = 33554432\n")
+    config.write_text(DEDUP_ONLY + "[fetch]\nmax_file_bytes = 33554432\n")
     version = build(export, tmp_path / "out", "1", workers=1, config=config)
     ledger = ds.dataset(version / "dropped", format="parquet").to_table().to_pylist()
     data = ds.dataset(version / "data", format="parquet").to_table()
@@ -143,7 +162,7 @@ def test_a_20_mb_file(tmp_path: Path) -> None:
 
 def test_exact_jaccard_verification_gives_the_same_decisions_here(corpus: Path, built: Path) -> None:
     config = corpus.parent / "exact.toml"
-    config.write_text("[dedup]\nexact_jaccard = true\n")
+    config.write_text(DEDUP_ONLY + "[dedup]\nexact_jaccard = true\n")
     version = build(corpus, corpus.parent / "out-exact", "1", workers=2, config=config)
     ledger = ds.dataset(version / "dropped", format="parquet").to_table()
     reference = ds.dataset(built / "dropped", format="parquet").to_table()

@@ -101,16 +101,18 @@ def test_every_shape_is_walked_and_accounted_for(generated: tuple[Path, Path]) -
     assert manifest["totals"]["files_in"] == data.num_rows + ledger.num_rows
     rows = {(r["origin_url"].rsplit("/", 1)[1], r["path"]): r for r in data.to_pylist()}
     assert set(rows) == {
-        ("shapes", "/empty.txt"), ("shapes", "/caf\\xe9.py"), ("shapes", "/a/b/c/d/deep.py"),
+        ("shapes", "/caf\\xe9.py"), ("shapes", "/a/b/c/d/deep.py"),
         ("shapes", "/latin.py"), ("shapes", "/deploy/settings.py"), ("released", "/src/lib.py"),
     }
     assert rows[("shapes", "/caf\\xe9.py")]["path_is_utf8"] is False
-    assert rows[("shapes", "/empty.txt")]["content"] == "" and rows[("shapes", "/empty.txt")]["length_bytes"] == 0
     assert rows[("shapes", "/latin.py")]["src_encoding"] == "ISO8859-1"
     assert "façade" in rows[("shapes", "/latin.py")]["content"]
     assert rows[("shapes", "/a/b/c/d/deep.py")]["branch_name"] == "refs/heads/main"
     assert rows[("released", "/src/lib.py")]["branch_name"] == "refs/tags/v2.0"
-    assert ledger.select(["path", "reason"]).to_pylist() == [{"path": "/img.bin", "reason": "binary"}]
+    # an empty .txt file is Text, prose: not a language the default config keeps
+    assert ledger.select(["path", "stage", "reason", "detail"]).to_pylist() == [
+        {"path": "/empty.txt", "stage": "language", "reason": "excluded_language", "detail": "Text"},
+        {"path": "/img.bin", "stage": "decode", "reason": "binary", "detail": "NUL byte in the first 8192 bytes"}]
     walk = manifest["walk"]
     assert walk["submodules_skipped"] == 1
     assert (walk["origins"], walk["origins_walked"]) == (3, 2)

@@ -38,11 +38,11 @@ def test_verify_names_missing_extra_and_altered_shards(built_sample: Path, tmp_p
     raw[len(raw) // 2] ^= 0xFF
     (version / data_shard).write_bytes(bytes(raw))
     (version / ledger_shard).unlink()
-    (version / "data" / "unknown" / "part-99999.parquet").write_bytes(b"extra")
+    (version / "data" / "python" / "part-99999.parquet").write_bytes(b"extra")
     problems = verify(version)
     assert f"{data_shard}: altered (checksum differs from the manifest)" in problems
     assert f"{ledger_shard}: missing" in problems
-    assert "data/unknown/part-99999.parquet: extra (not in the manifest)" in problems
+    assert "data/python/part-99999.parquet: extra (not in the manifest)" in problems
     assert main(["verify", "2.1", "--output", str(output)]) == 1
     err = capsys.readouterr().err
     assert data_shard in err and ledger_shard in err and "part-99999" in err
@@ -58,7 +58,7 @@ def test_verify_catches_an_edited_sums_file(built_sample: Path, tmp_path: Path) 
 def test_inspect_prints_summary_and_json(built_sample: Path, capsys) -> None:
     assert main(["inspect", "--output", str(built_sample)]) == 0
     text = capsys.readouterr().out
-    assert "version 2.1" in text and "skipped_content: 1" in text and "data/unknown/part-00000.parquet" in text
+    assert "version 2.1" in text and "skipped_content: 1" in text and "data/python/part-00000.parquet" in text
     assert main(["inspect", "2.1", "--output", str(built_sample), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["version"] == "2.1"
 
