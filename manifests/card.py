@@ -114,11 +114,20 @@ def _redaction_summary(manifest: dict[str, Any]) -> str:
 
 def _licenses(manifest: dict[str, Any]) -> str:
     licenses = manifest.get("licenses")
-    if not licenses:
+    if licenses is None:
         return "No license detection ran for this version: `detected_licenses` and `license_type` are absent."
+    stage = next((s for s in manifest["stages"] if s["name"] == "license"), {"dropped": {}, "counters": {}})
+    c = stage["counters"]
+    kinds = ", ".join(f"{k}: {v['files']} files ({human_bytes(v['bytes'])})"
+                      for k, v in manifest.get("license_types", {}).items()) or "no file kept"
     rows = [[k, v["files"], human_bytes(v["bytes"])] for k, v in sorted(
         licenses.items(), key=lambda kv: (-kv[1]["files"], kv[0]))]
-    return markdown_table(["license", "files", "bytes"], rows)
+    dropped = ", ".join(f"{k}: {v}" for k, v in stage["dropped"].items()) or "none"
+    return (f"Licenses come from ScanCode on {c.get('license_files', 0)} license files ({c.get('scancode_runs', 0)} "
+            f"ScanCode runs, the rest from the cache) and from `SPDX-License-Identifier` lines; the licenses of a "
+            f"folder apply to every file below it. Kept by type: {kinds}. Dropped: {dropped}. A file with several "
+            f"licenses counts under each; `none`: no license found.\n\n"
+            + markdown_table(["license", "files", "bytes"], rows))
 
 
 def _changes(changes: dict[str, Any] | None) -> str:

@@ -18,6 +18,7 @@ from pipeline.errors import PipelineError
 from stages.dedup import DedupConfig
 from stages.filters import FiltersConfig
 from stages.language import LanguageConfig
+from stages.license import LicenseConfig, validate_config
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Config:
     fetch: FetchConfig = field(default_factory=FetchConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
+    license: LicenseConfig = field(default_factory=LicenseConfig)
     filters: FiltersConfig = field(default_factory=FiltersConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
@@ -130,6 +132,7 @@ def load_config(path: Path | None) -> Config:
     if data:
         raise PipelineError(f"{path}: unknown config section(s) {', '.join(sorted(data))}")
     config = Config(**sections)
+    validate_config(config.license)  # SPDX ids in allow / deny / ignore
     if config.dedup.bands * config.dedup.rows > config.dedup.num_perm:
         d = config.dedup
         raise PipelineError(f"{path}: [dedup] bands x rows ({d.bands} x {d.rows}) exceeds num_perm ({d.num_perm})")

@@ -34,6 +34,7 @@ from pipeline.partition import (
     KEYS_SCHEMA,
     WORK,
     finalize_partition,
+    license_files,
     process_partition,
     ready,
 )
@@ -215,6 +216,41 @@ def _process_buckets(df: pd.DataFrame, stages: Sequence[Stage], staging: str, co
     return reports
 
 
+def _license_rows(df: pd.DataFrame) -> pd.DataFrame:
+    from stages.license import license_file_mask
+
+    mask = license_file_mask(pa.array(df["path"].tolist(), pa.string())).fill_null(False)
+    return df[np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)]
+
+
+def _scan_licenses(df: pd.DataFrame, stages: Sequence[Stage]) -> dict[str, int]:
+    prepared = [ready(stage) for stage in stages]
+    table = to_arrow(df).cast(WALK_SCHEMA)
+    counters = next(s for s in prepared if hasattr(s, "prepare")).prepare(license_files(table, prepared))
+    _give_back_memory()
+    return counters
+
+
+def _scan_license_blobs(client: Client, rows: dd.DataFrame, stages: Sequence[Stage], config: Config) -> dict[str, int]:
+    """ScanCode once per distinct license blob of the whole corpus, before the partitions: each
+    distinct blob goes to one task, which scans it (unless the cache has it) and adds it to the
+    cache; the partitions' license stages then find every text in the cache. Returns the counters
+    of the ScanCode runs."""
+    lic = rows.map_partitions(_license_rows, meta=rows._meta)
+    n = int(lic.shape[0].compute())
+    if n == 0:
+        return {}
+    parts = max(1, math.ceil(n / 256))
+    unique = lic.drop_duplicates(subset=["blob_id"], split_out=parts)
+    tasks = [dask.delayed(_scan_licenses)(part, list(stages)) for part in unique.to_delayed()]
+    totals: dict[str, int] = {}
+    for counters in _run_with_bar(client, tasks, "licenses"):
+        for key, value in counters.items():
+            if key.startswith("scancode_") and key != "scancode_cache_hits":
+                totals[key] = totals.get(key, 0) + value
+    return totals
+
+
 def _finalize(bucket: int, staging: str, config: Config) -> dict[str, Any]:
     folder = Path(staging) / WORK / "decisions" / f"bucket={bucket}"
     if folder.is_dir():
@@ -264,6 +300,8 @@ def build(
     log(f"walk: {n_files} files, {total_bytes / 1e6:.1f} MB of content, {nbuckets} partition(s)")
     if n_files == 0:
         return walker.report, [], {}, []
+    if any(hasattr(stage, "prepare") for stage in stages):
+        walker.report["license_scan"] = _scan_license_blobs(client, rows, stages, config)
     reuse = {b: r for b, r in reuse.items() if b < nbuckets}
     if reuse:
         log(f"resume: reusing {len(reuse)} of {nbuckets} partition(s) finished by the interrupted run")

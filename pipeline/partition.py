@@ -77,6 +77,9 @@ def process_partition(
     work = staging / WORK
     ledgers: list[pa.Table] = []
     counters: dict[str, dict[str, int]] = {}
+    for stage in stages:
+        if hasattr(stage, "prepare"):  # the license stage: every license file of the partition first
+            counters[stage.name] = dict(stage.prepare(license_files(table, stages)))
     row_writer: ShardWriter | None = None
     key_writer = ShardWriter(work, f"keys/{shard_name(bucket)}", KEYS_SCHEMA, output, checkpoint)
     kept_rows = 0
@@ -104,6 +107,41 @@ def process_partition(
     if checkpoint:
         mark_done(work, bucket, report, written)  # last: the partition's checkpoint
     return report
+
+
+#: The stages that turn a walk row into text; the license pre-pass runs only these.
+CONTENT_STAGES = ("fetch", "decode")
+
+
+def license_files(table: pa.Table, stages: Sequence[Stage]) -> pa.Table:
+    """The partition's license files, fetched and decoded (``content``), each with the ``problem``
+    that kept its text out (the reason the fetch or decode stage gave), for ``License.prepare``.
+    These stage runs are a look-ahead: their counters and ledger rows are not kept (each file goes
+    through the stages again in its batch)."""
+    from stages.license import license_file_mask
+
+    picked = table.filter(pc.fill_null(license_file_mask(table["path"]), False))
+    for stage in stages:
+        if stage.name == "opt_out":  # opted-out repositories are never read, license files included
+            picked = stage.process(picked).kept
+    problems: dict[tuple[str, str], str] = {}
+    current = picked
+    for stage in stages:
+        if stage.name not in CONTENT_STAGES:
+            continue
+        result = stage.process(current)
+        for url, path, reason in zip(result.dropped["origin_url"].to_pylist(), result.dropped["path"].to_pylist(),
+                                     result.dropped["reason"].to_pylist(), strict=True):
+            problems[(url, path)] = reason
+        current = result.kept
+    text = dict(zip(zip(current["origin_url"].to_pylist(), current["path"].to_pylist(), strict=True),
+                    current["content"].to_pylist(), strict=True)) if "content" in current.column_names else {}
+    keys = list(zip(picked["origin_url"].to_pylist(), picked["path"].to_pylist(), strict=True))
+    return pa.table({
+        "origin_url": picked["origin_url"], "path": picked["path"], "blob_id": picked["blob_id"],
+        "content": pa.array([text.get(k) for k in keys], pa.large_string()),
+        "problem": pa.array([None if k in text else problems.get(k, "content_missing") for k in keys], pa.string()),
+    })
 
 
 def dedup_keys(batch: pa.Table, bucket: int, first_row: int, dedup: DedupConfig) -> pa.Table:
@@ -138,6 +176,8 @@ def finalize_partition(bucket: int, staging: Path, decisions: pa.Table, output: 
     dropped_at = {r: i for i, r in enumerate(decisions["row"].to_pylist()) if stages[i] is not None}
     cluster_of = dict(zip(decisions["row"].to_pylist(), decisions["near_dup_cluster"].to_pylist(), strict=True))
     shards, languages = [], {}
+    licenses: dict[str, dict[str, int]] = {}
+    license_types: dict[str, dict[str, int]] = {}
     ledgers = [pq.read_table(work / "ledger" / shard_name(bucket))]
     dedup_dropped: dict[str, dict[str, int]] = {}
     if rows_path.exists():
@@ -161,6 +201,8 @@ def finalize_partition(bucket: int, staging: Path, decisions: pa.Table, output: 
                                                                       strict=True)]
             at = batch.schema.get_field_index("content")
             batch = batch.add_column(at, "near_dup_cluster", pa.array(clusters, pa.string()))
+            if "detected_licenses" in batch.column_names:
+                count_licenses(batch, licenses, license_types)
             for language, part in split_by_language(batch):
                 if language not in writers:
                     relpath = f"data/{language_slug(language)}/{shard_name(bucket)}"
@@ -180,10 +222,25 @@ def finalize_partition(bucket: int, staging: Path, decisions: pa.Table, output: 
         "shards": shards,
         "languages": languages,
         "dedup_dropped": dedup_dropped,
+        "licenses": licenses,
+        "license_types": license_types,
         # origins are never split across partitions: these lists add up to exact totals
         "opted_out_origins": sorted(set(pc.filter(ledger["origin_url"],
                                                   pc.equal(ledger["reason"], "opted_out")).to_pylist())),
     }
+
+
+def count_licenses(batch: pa.Table, licenses: dict[str, dict[str, int]],
+                   license_types: dict[str, dict[str, int]]) -> None:
+    """Add the kept rows of ``batch`` to the files and bytes per SPDX id (``none`` for files with no
+    license) and per license_type."""
+    sizes = batch["length_bytes"].to_pylist()
+    for ids, kind, size in zip(batch["detected_licenses"].to_pylist(), batch["license_type"].to_pylist(), sizes,
+                               strict=True):
+        for key, totals in [(i, licenses) for i in (ids or ["none"])] + [(kind, license_types)]:
+            entry = totals.setdefault(key, {"files": 0, "bytes": 0})
+            entry["files"] += 1
+            entry["bytes"] += size
 
 
 def _dedup_ledger(rows: pa.Table, decisions: pa.Table) -> pa.Table:

@@ -34,15 +34,17 @@ from stages.decode import Decode
 from stages.fetch import Fetch
 from stages.filters import Filters
 from stages.language import Language
+from stages.license import License, LicenseCache
 from stages.optout import OptOut
 from stages.redact import Redact
 
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
 _PACKAGES = (
     "pyarrow", "pandas", "dask", "distributed", "fsspec", "charset-normalizer", "xxhash", "swh.model", "detect-secrets",
-    "datasketch", "enry-python", "guesslang", "tensorflow-cpu",
+    "datasketch", "enry-python", "guesslang", "tensorflow-cpu", "scancode-toolkit", "license-expression",
 )
 _REASONS = {r.value for r in Reason}
+LICENSE_CACHE = Path(".cache") / "licenses"  # under the output folder, shared by its versions
 BUNDLED_EXPORT = Path(__file__).resolve().parent.parent / "examples" / "sample-export"
 
 
@@ -64,13 +66,16 @@ def software_versions() -> dict[str, str]:
     return versions
 
 
-def build_stages(store_url: str, config: Config, registry: Registry | None = None) -> list[Stage]:
-    """The stages, in the order of the flow (``registry``: the effective opt-out registry)."""
+def build_stages(store_url: str, config: Config, registry: Registry | None = None,
+                 license_cache: Path | None = None) -> list[Stage]:
+    """The stages, in the order of the flow (``registry``: the effective opt-out registry;
+    ``license_cache``: the folder of ScanCode results kept across versions)."""
     stages: list[Stage] = [OptOut(registry)] if registry is not None and len(registry) else []
     stages += [
         Fetch(store_url, max_bytes=config.fetch.max_file_bytes, threads=config.execution.fetch_threads),
         Decode(probe_bytes=config.decode.binary_probe_bytes),
         Language(config.language),
+        License(config.license, str(license_cache) if license_cache else None),
         Filters(config.filters),
     ]
     if config.redact.enabled:
@@ -140,13 +145,14 @@ def run_version(
 
     from pipeline.graph import build, dask_client  # dask is imported only when a build runs
 
-    stages = build_stages(store_url, config, effective)
+    stages = build_stages(store_url, config, effective, output / LICENSE_CACHE)
     try:
         with dask_client(workers, scheduler, memory_limit) as client:
             walk_report, stage_reports, dedup_report, write_reports = build(
                 export, stages, staging, config, client, log, reuse, as_of
             )
         shutil.rmtree(staging / WORK, ignore_errors=True)
+        LicenseCache(output / LICENSE_CACHE).compact()  # one file of ScanCode results, for the next version
         manifest = assemble_manifest(
             version, identity, config, stages, walk_report, stage_reports, dedup_report, write_reports
         )
@@ -262,6 +268,10 @@ def assemble_manifest(
         for report in stage_reports:
             for key, value in report["stages"].get(stage.name, {}).items():
                 totals[key] = totals.get(key, 0) + value
+        if stage.name == "license":  # ScanCode ran in a pre-pass over the distinct license blobs
+            for key, value in walk_report.get("license_scan", {}).items():
+                totals[key] = totals.get(key, 0) + value
+            totals.setdefault("scancode_runs", 0)
         stage_entries.append(_stage_entry(stage.name, totals))
     if dedup_report:
         dropped: dict[str, dict[str, int]] = {}
@@ -285,6 +295,13 @@ def assemble_manifest(
             entry = languages.setdefault(language, {"files": 0, "bytes": 0})
             entry["files"] += stats["files"]
             entry["bytes"] += stats["bytes"]
+    license_totals: dict[str, dict[str, dict[str, int]]] = {"licenses": {}, "license_types": {}}
+    for report in write_reports:
+        for key, totals in license_totals.items():
+            for name, stats in report.get(key, {}).items():
+                entry = totals.setdefault(name, {"files": 0, "bytes": 0})
+                entry["files"] += stats["files"]
+                entry["bytes"] += stats["bytes"]
     shards = sorted((s for r in write_reports for s in r["shards"]), key=lambda s: s["path"])
     files_in = walk_report["files"]
     kept = sum(r["rows_kept"] for r in write_reports)
@@ -298,9 +315,11 @@ def assemble_manifest(
         "created_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         **identity,
         "config": config.to_dict(),
-        "walk": walk_report,
+        "walk": {k: v for k, v in walk_report.items() if k != "license_scan"},
         "stages": stage_entries,
         "languages": dict(sorted(languages.items())),
+        **({k: dict(sorted(v.items())) for k, v in license_totals.items()}
+           if any(s.name == "license" for s in stages) else {}),
         "shards": shards,
         "totals": {
             "files_in": files_in,

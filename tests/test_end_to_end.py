@@ -45,8 +45,8 @@ def test_sample_export_end_to_end(built_sample: Path) -> None:
     }
     # every stage's kept rows are the next stage's input; the ledger has every stage's drops
     stages = manifest["stages"]
-    assert [s["name"] for s in stages] == ["fetch", "decode", "language", "filters", "redact", "exact_dedup",
-                                           "near_dedup"]
+    assert [s["name"] for s in stages] == ["fetch", "decode", "language", "license", "filters", "redact",
+                                           "exact_dedup", "near_dedup"]
     for before, after in zip(stages, stages[1:], strict=False):
         assert before["kept"] == after["in"]
         assert before["in"] - before["kept"] == sum(before["dropped"].values())
@@ -73,6 +73,12 @@ def test_sample_export_end_to_end(built_sample: Path) -> None:
     assert sum(v["files"] for v in manifest["languages"].values()) == data.num_rows
     assert sum(v["bytes"] for v in manifest["languages"].values()) == totals["content_bytes"]
     assert {r["path"]: r["reason"] for r in ledger.to_pylist()}["/README.md"] == "excluded_language"
+    # the repository's LICENSE (Apache-2.0, found by ScanCode) applies to every file below its root
+    assert set(map(tuple, data["detected_licenses"].to_pylist())) == {("Apache-2.0",)}
+    assert set(data["license_type"].to_pylist()) == {"permissive"}
+    license_stage = next(s for s in stages if s["name"] == "license")
+    assert license_stage["counters"]["license_files"] >= 1 and license_stage["counters"]["scancode_runs"] >= 1
+    assert manifest["licenses"] == {"Apache-2.0": {"files": data.num_rows, "bytes": totals["content_bytes"]}}
     assert sum(len(r.encode()) for r in data["content"].to_pylist()) == totals["content_bytes"]
     assert (version / "README.md").read_text().count(str(totals["files_kept"])) >= 1
 
@@ -277,7 +283,7 @@ def test_redaction_can_be_switched_off_and_the_card_says_so(tmp_path: Path) -> N
     output = tmp_path / "dataset"
     assert main(["run", "--version", "1", "--output", str(output), "--config", str(config), "--workers", "1"]) == 0
     manifest = read_manifest(output / "v1")
-    assert [s["name"] for s in manifest["stages"]] == ["fetch", "decode", "language", "filters", "exact_dedup",
-                                                       "near_dedup"]
+    assert [s["name"] for s in manifest["stages"]] == ["fetch", "decode", "language", "license", "filters",
+                                                       "exact_dedup", "near_dedup"]
     assert "pii" not in ds.dataset(output / "v1" / "data", format="parquet").schema.names
     assert "Not redacted" in (output / "v1" / "README.md").read_text()

@@ -1,0 +1,399 @@
+import hashlib
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.errors import PipelineError
+from schemas import CLASSIFIED_SCHEMA, LANGUAGE_SCHEMA
+from stages.license import (
+    UNKNOWN,
+    UNKNOWN_SPDX,
+    License,
+    LicenseCache,
+    LicenseConfig,
+    LicensePolicy,
+    is_license_file,
+    license_file_mask,
+    spdx_expressions,
+)
+
+
+@pytest.fixture(scope="module")
+def texts() -> dict[str, str]:
+    """License texts from ScanCode's own data (licensedcode/data/licenses/<key>.LICENSE)."""
+    from licensedcode.models import load_licenses
+
+    db = load_licenses()
+    keys = ["mit", "apache-2.0", "bsd-new", "isc", "unlicense", "gpl-2.0", "gpl-3.0", "lgpl-2.1", "agpl-3.0",
+            "mpl-2.0", "epl-2.0", "cc-by-sa-4.0"]
+    return {key: db[key].text for key in keys}
+
+
+@pytest.fixture(scope="module")
+def policy() -> LicensePolicy:
+    return LicensePolicy(ignore=LicenseConfig().ignore)
+
+
+def _stage(cache_dir: Path | None = None, **config) -> License:
+    stage = License(LicenseConfig(**config), str(cache_dir) if cache_dir else None)
+    stage.setup()
+    return stage
+
+
+def _license_files(files: list[tuple[str, str, str | None]], problems: dict[int, str] | None = None) -> pa.Table:
+    """(origin, path, content) rows as prepare() takes them; blob_id = SHA-1 of the text."""
+    problems = problems or {}
+    return pa.table({
+        "origin_url": [o for o, _, _ in files],
+        "path": [p for _, p, _ in files],
+        "blob_id": [hashlib.sha1((c or f"{i}").encode()).hexdigest() for i, (_, _, c) in enumerate(files)],
+        "content": pa.array([c for _, _, c in files], pa.string()),
+        "problem": pa.array([problems.get(i) for i in range(len(files))], pa.string()),
+    })
+
+
+def _rows(files: list[tuple[str, str, str]]) -> pa.Table:
+    """LANGUAGE_SCHEMA rows for (origin, path, content)."""
+    n = len(files)
+    columns = {
+        "blob_id": [hashlib.sha1(c.encode()).hexdigest() for _, _, c in files], "content_id": ["0" * 40] * n,
+        "sha256": ["0" * 64] * n, "origin_url": [o for o, _, _ in files], "repo_name": ["o/r"] * n,
+        "snapshot_id": ["s"] * n, "revision_id": ["r"] * n, "directory_id": ["d"] * n, "branch_name": ["HEAD"] * n,
+        "visit_date": [None] * n, "revision_date": [None] * n, "committer_date": [None] * n,
+        "path": [p for _, p, _ in files], "path_is_utf8": [True] * n, "extension": ["py"] * n,
+        "length_bytes": [len(c.encode()) for _, _, c in files], "src_encoding": ["UTF-8"] * n,
+        "language": ["Python"] * n, "language_source": ["extension"] * n, "is_vendor": [False] * n,
+        "is_generated": [False] * n, "content": [c for _, _, c in files],
+    }
+    return pa.table(columns, schema=LANGUAGE_SCHEMA)
+
+
+def _classified(stage: License, files: list[tuple[str, str, str]]) -> dict[str, tuple[list[str], str]]:
+    ids, types, _ = stage.classify(_rows(files))
+    return {f"{o}{p}": (i, t) for (o, p, _), i, t in zip(files, ids.to_pylist(), types.to_pylist(), strict=True)}
+
+
+# ---------------------------------------------------------------- license file names
+LICENSE_NAMES = """LICENSE LICENCE COPYING COPYRIGHT UNLICENSE NOTICE LEGAL LICENSE.md LICENSE-MIT COPYING.LESSER
+license.txt LICENSE.rst MIT-LICENSE LICENSES/MIT.txt LICENSES/GPL-2.0-or-later.txt LICENSE-APACHE LICENSE.txt
+License.txt licence.md
+LICENSE.markdown COPYING3 COPYING.LIB COPYRIGHT.txt COPYRIGHTS NOTICE.txt NOTICE.md LEGAL.txt UNLICENSE.txt LICENSES.txt
+LICENSE-2.0.txt APACHE-LICENSE-2.0.txt LICENSE.GPLv3 LICENSE.BSD mit-license.txt GPL-LICENSE LICENSE.html
+LICENSES/preferred/GPL-2.0 LICENSE_1_0.txt LICENSING.md copying.txt LICENSE.apache2 LICENSE-MIT.txt license
+debian/copyright""".split()
+NOT_LICENSE_NAMES = """license_checker.py licenses.go LicenseManager.java license.js licenses.json NOTICE.py legal.go
+copyright.py check-license.sh license.json LICENSE.pdf README.md README LICENSEE licensed.py unlicensed_users.csv
+THIRD-PARTY-LICENSES THIRD_PARTY_NOTICES.txt ThirdPartyNotices.txt license-checker license_manager.go
+src/licenses/validator.py licenses.rs Licenser.java notices.ts copyrightHeader.java mylicensefile.c licenseUtils.js
+setup.py LICENSE.png main.c""".split()
+
+
+@pytest.mark.parametrize("name", LICENSE_NAMES)
+def test_license_file_names(name: str) -> None:
+    assert is_license_file(name) and is_license_file(f"/src/pkg/{name}") and is_license_file(f"/{name.upper()}")
+
+
+@pytest.mark.parametrize("name", NOT_LICENSE_NAMES)
+def test_not_license_file_names(name: str) -> None:
+    assert not is_license_file(f"/{name}") and not is_license_file(f"/lib/{name}")
+
+
+def test_vectorised_mask_agrees_with_is_license_file() -> None:
+    paths = [f"/a/{n}" for n in LICENSE_NAMES + NOT_LICENSE_NAMES] + [None]
+    mask = license_file_mask(pa.array(paths, pa.string())).to_pylist()
+    assert mask == [is_license_file(p) for p in paths[:-1]] + [None]
+    chunked = pa.chunked_array([paths[:10], paths[10:]], pa.string())
+    assert license_file_mask(chunked).to_pylist() == mask
+
+
+@given(st.text(alphabet="abcLICENSEcopyingNOTICE-_./0123 ", min_size=0, max_size=30))
+def test_mask_and_function_agree_on_any_path(path: str) -> None:
+    assert license_file_mask(pa.array([path])).to_pylist() == [is_license_file(path)]
+
+
+# ---------------------------------------------------------------- ScanCode on real license texts
+@pytest.fixture(scope="module")
+def real(texts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[License, dict[str, int]]:
+    """One stage, prepared with one repository per ScanCode license text (LICENSE at its root)."""
+    stage = _stage(tmp_path_factory.mktemp("cache"))
+    counters = stage.prepare(_license_files([(f"https://x.org/{k}", "/LICENSE", t) for k, t in texts.items()]))
+    return stage, counters
+
+
+@pytest.mark.parametrize(
+    ("key", "spdx", "license_type"),
+    [
+        ("mit", "MIT", "permissive"), ("apache-2.0", "Apache-2.0", "permissive"),
+        ("bsd-new", "BSD-3-Clause", "permissive"), ("isc", "ISC", "permissive"),
+        ("unlicense", "Unlicense", "permissive"),
+        ("gpl-2.0", "GPL-2.0-only", "non_permissive"), ("gpl-3.0", "GPL-3.0-only", "non_permissive"),
+        ("lgpl-2.1", "LGPL-2.1-only", "non_permissive"), ("agpl-3.0", "AGPL-3.0-only", "non_permissive"),
+        ("mpl-2.0", "MPL-2.0", "non_permissive"), ("epl-2.0", "EPL-2.0", "non_permissive"),
+        ("cc-by-sa-4.0", "CC-BY-SA-4.0", "non_permissive"),
+    ],
+)
+def test_real_license_texts(real: tuple[License, dict[str, int]], key: str, spdx: str, license_type: str) -> None:
+    stage, _ = real
+    found = _classified(stage, [(f"https://x.org/{key}", "/src/main.py", "print(1)\n")])
+    assert found[f"https://x.org/{key}/src/main.py"] == ([spdx], license_type)
+
+
+def test_scancode_ran_once_per_distinct_blob(real: tuple[License, dict[str, int]], texts: dict[str, str]) -> None:
+    _, counters = real
+    assert counters["license_files"] == counters["license_blobs"] == counters["scancode_runs"] == len(texts)
+    assert counters.get("scancode_failures", 0) == 0
+
+
+# ---------------------------------------------------------------- propagation
+def test_licenses_propagate_down_the_tree_and_stay_in_their_repository(texts: dict[str, str], tmp_path: Path) -> None:
+    stage = _stage(tmp_path)
+    a, b = "https://github.com/o/a", "https://github.com/o/b"
+    counters = stage.prepare(_license_files([
+        (a, "/LICENSE", texts["mit"]),
+        (a, "/lib/COPYING", texts["gpl-2.0"]),
+        (a, "/lib/vendor/x/LICENSE.txt", texts["apache-2.0"]),
+        (b, "/LICENSE", texts["mit"]),  # same blob as a's: scanned once
+    ]))
+    assert counters["license_files"] == 4 and counters["scancode_runs"] == 3
+    found = _classified(stage, [
+        (a, "/setup.py", ""), (a, "/docs/deep/er/x.md", ""), (a, "/lib/b.py", ""), (a, "/libx/c.py", ""),
+        (a, "/lib/vendor/x/y/z.py", ""), (a, "/LICENSE", ""), (b, "/lib/b.py", ""),
+        ("https://github.com/o/c", "/a.py", ""),
+    ])
+    assert found[f"{a}/setup.py"] == (["MIT"], "permissive")
+    assert found[f"{a}/docs/deep/er/x.md"] == (["MIT"], "permissive")
+    assert found[f"{a}/lib/b.py"] == (["GPL-2.0-only", "MIT"], "non_permissive")
+    assert found[f"{a}/libx/c.py"] == (["MIT"], "permissive")  # a sibling folder whose name starts like lib
+    assert found[f"{a}/lib/vendor/x/y/z.py"] == (["Apache-2.0", "GPL-2.0-only", "MIT"], "non_permissive")
+    assert found[f"{a}/LICENSE"] == (["MIT"], "permissive")
+    assert found[f"{b}/lib/b.py"] == (["MIT"], "permissive")
+    assert found["https://github.com/o/c/a.py"] == ([], "no_license")
+
+
+def test_prepare_replaces_the_previous_partition(texts: dict[str, str]) -> None:
+    stage = _stage()
+    stage.prepare(_license_files([("https://x.org/r", "/LICENSE", texts["gpl-3.0"])]))
+    stage.prepare(_license_files([("https://x.org/s", "/LICENSE", texts["mit"])]))
+    assert _classified(stage, [("https://x.org/r", "/a.py", "")])["https://x.org/r/a.py"] == ([], "no_license")
+
+
+# ---------------------------------------------------------------- SPDX-License-Identifier lines
+def test_spdx_lines_in_a_file_apply_to_that_file_alone() -> None:
+    stage = _stage()
+    stage.prepare(_license_files([]))
+    o = "https://x.org/r"
+    found = _classified(stage, [
+        (o, "/dual.py", "# SPDX-License-Identifier: MIT OR GPL-2.0-only\nimport os\n"),
+        (o, "/classpath.java", "/* SPDX-License-Identifier: GPL-2.0-only WITH Classpath-exception-2.0 */\n"),
+        (o, "/llvm.cpp", "// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception\n"),
+        (o, "/page.html", "<!-- SPDX-License-Identifier: mit -->\n<html></html>\n"),
+        (o, "/both.c", "// SPDX-License-Identifier: MIT\n// SPDX-License-Identifier: LGPL-2.1-or-later\n"),
+        (o, "/deprecated.c", "/* SPDX-License-Identifier: GPL-2.0+ */\n"),
+        (o, "/custom.py", "# SPDX-License-Identifier: LicenseRef-Acme-Proprietary\n"),
+        (o, "/plain.py", "print('no header')\n"),
+    ])
+    assert found[f"{o}/dual.py"] == (["GPL-2.0-only", "MIT"], "permissive")
+    assert found[f"{o}/classpath.java"] == (["Classpath-exception-2.0", "GPL-2.0-only"], "non_permissive")
+    assert found[f"{o}/llvm.cpp"] == (["Apache-2.0", "LLVM-exception"], "permissive")
+    assert found[f"{o}/page.html"] == (["MIT"], "permissive")
+    assert found[f"{o}/both.c"] == (["LGPL-2.1-or-later", "MIT"], "non_permissive")
+    assert found[f"{o}/deprecated.c"] == (["GPL-2.0-or-later"], "non_permissive")
+    assert found[f"{o}/custom.py"] == (["LicenseRef-Acme-Proprietary"], "non_permissive")
+    assert found[f"{o}/plain.py"] == ([], "no_license")
+
+
+def test_invalid_spdx_expressions_are_recorded_as_unknown_and_counted() -> None:
+    stage = _stage()
+    stage.prepare(_license_files([]))
+    rows = [("https://x.org/r", f"/f{i}.c", f"// SPDX-License-Identifier: {e}\n") for i, e in
+            enumerate(["MIT/GPL", "MIT OR", "(MIT", "GPL-2.0 WITH MIT", "Foo-Bar-License", "LLVM-exception"])]
+    ids, types, counters = stage.classify(_rows(rows))
+    assert ids.to_pylist() == [[UNKNOWN_SPDX]] * len(rows)
+    assert set(types.to_pylist()) == {"non_permissive"}
+    assert counters["spdx_invalid"] == len(rows) and counters["spdx_files"] == len(rows)
+
+
+def test_spdx_tag_past_the_head_is_not_read() -> None:
+    stage = _stage(spdx_head_bytes=100)
+    stage.prepare(_license_files([]))
+    text = "x = 1\n" * 50 + "# SPDX-License-Identifier: GPL-3.0-only\n"
+    assert _classified(stage, [("o", "/a.py", text)])["o/a.py"] == ([], "no_license")
+    cut = "x" * 60 + "\n# SPDX-License-Identifier: MIT OR Apache-2.0\n"  # the head ends inside the tag's line
+    assert _classified(stage, [("o", "/b.py", cut)])["o/b.py"] == ([], "no_license")
+
+
+def test_spdx_expressions_strip_comment_syntax() -> None:
+    head = ("/* SPDX-License-Identifier: MIT */\n# SPDX-License-Identifier:Apache-2.0\n"
+            "<!-- SPDX-License-Identifier: (MIT OR Apache-2.0) -->\n\"SPDX-License-Identifier: ISC\",\n")
+    assert spdx_expressions(head) == ["MIT", "Apache-2.0", "(MIT OR Apache-2.0)", "ISC"]
+
+
+# ---------------------------------------------------------------- the permissive decision
+@pytest.mark.parametrize(
+    ("expression", "permissive"),
+    [
+        ("MIT OR GPL-2.0-only", True), ("MIT AND GPL-2.0-only", False), ("(MIT OR GPL-3.0-only) AND Apache-2.0", True),
+        ("GPL-2.0-only WITH Classpath-exception-2.0", False), ("Apache-2.0 WITH LLVM-exception", True),
+        ("LGPL-2.1-only OR MPL-2.0", False), ("CC0-1.0", True), ("LicenseRef-scancode-public-domain", True),
+        ("LicenseRef-scancode-unknown", False), ("LicenseRef-scancode-unknown-spdx", False),
+        ("LicenseRef-scancode-free-unknown", False), ("CC-BY-NC-4.0", False),
+        ("LicenseRef-scancode-proprietary-license", False),
+        ("MIT AND LicenseRef-scancode-warranty-disclaimer", True),
+        ("GPL-2.0-only OR LicenseRef-scancode-unknown-license-reference", False),
+    ],
+)
+def test_and_or_with_by_meaning(policy: LicensePolicy, expression: str, permissive: bool) -> None:
+    normal = policy.normalize(expression)
+    assert normal is not None
+    assert policy.license_type([normal]) == ("permissive" if permissive else "non_permissive")
+
+
+def test_ignored_ids_count_for_nothing(policy: LicensePolicy) -> None:
+    assert policy.license_type(["LicenseRef-scancode-warranty-disclaimer"]) == "no_license"
+    assert policy.license_type(["LicenseRef-scancode-unknown-license-reference", "MIT"]) == "permissive"
+    assert policy.ids("MIT AND LicenseRef-scancode-warranty-disclaimer") == ("MIT",)
+
+
+def test_copyleft_families_are_never_permissive_by_default(policy: LicensePolicy) -> None:
+    families = ("GPL-", "LGPL-", "AGPL-", "MPL-", "EPL-", "CC-BY-SA-")
+    ids = [i for i in policy.category if i.startswith(families)]
+    assert len(ids) > 30
+    assert [i for i in ids if policy.id_permissive(i)] == []
+
+
+def test_allow_and_deny() -> None:
+    policy = LicensePolicy(allow=("Artistic-2.0", "mit"), deny=("MIT",))
+    assert policy.license_type(["Artistic-2.0"]) == "permissive"
+    assert policy.license_type(["MIT"]) == "non_permissive"  # deny wins
+    assert policy.license_type(["MIT OR Apache-2.0"]) == "permissive"
+    with pytest.raises(PipelineError, match="allow: 'Not-A-License'"):
+        LicensePolicy(allow=("Not-A-License",))
+    with pytest.raises(PipelineError, match="deny: 'MIT OR ISC'"):
+        LicensePolicy(deny=("MIT OR ISC",))
+
+
+# ---------------------------------------------------------------- the stage
+def test_process_splits_and_fills_the_classified_schema(texts: dict[str, str]) -> None:
+    o, p = "https://x.org/gpl", "https://x.org/mit"
+    files = [(o, "/a.py", "x = 1\n"), (p, "/b.py", "y = 2\n"), ("https://x.org/none", "/c.py", "z = 3\n")]
+    table = _rows(files)
+    before = table.to_pylist()
+    for permissive_only, kept_paths in ((False, ["/b.py", "/c.py"]), (True, ["/b.py"])):
+        stage = _stage(permissive_only=permissive_only)
+        stage.prepare(_license_files([(o, "/COPYING", texts["gpl-3.0"]), (p, "/LICENSE", texts["mit"])]))
+        result = stage.process(table)
+        assert result.kept.schema == CLASSIFIED_SCHEMA
+        assert result.kept["path"].to_pylist() == kept_paths
+        assert result.kept.num_rows + result.dropped.num_rows == table.num_rows
+        dropped = {r["path"]: (r["reason"], r["detail"]) for r in result.dropped.to_pylist()}
+        assert dropped["/a.py"] == ("non_permissive", "GPL-3.0-only")
+        if permissive_only:
+            assert dropped["/c.py"] == ("no_license", None)
+        assert result.counters["in"] == 3 and result.counters["license_type_permissive"] == 1
+    assert table.to_pylist() == before
+
+
+def test_batches_with_nothing_to_drop_and_empty_batches(texts: dict[str, str]) -> None:
+    stage = _stage()
+    stage.prepare(_license_files([("https://x.org/mit", "/LICENSE", texts["mit"])]))
+    result = stage.process(_rows([("https://x.org/mit", "/a.py", ""), ("https://x.org/mit", "LICENSE", "")]))
+    assert result.kept["license_type"].to_pylist() == ["permissive"] * 2 and result.dropped.num_rows == 0
+    empty = stage.process(_rows([]))
+    assert empty.kept.schema == CLASSIFIED_SCHEMA and empty.kept.num_rows == empty.dropped.num_rows == 0
+
+
+def test_process_before_prepare_is_a_bug() -> None:
+    with pytest.raises(RuntimeError, match="before License.prepare"):
+        _stage().process(_rows([("o", "/a.py", "")]))
+
+
+def test_prepare_names_missing_columns() -> None:
+    stage = _stage()
+    with pytest.raises(ValueError, match="problem"):
+        stage.prepare(pa.table({"origin_url": ["o"], "path": ["/LICENSE"], "blob_id": ["0" * 40], "content": ["x"]}))
+
+
+# ---------------------------------------------------------------- bad license files
+def test_binary_empty_enormous_and_slow_license_files(texts: dict[str, str], tmp_path: Path) -> None:
+    stage = _stage(tmp_path, max_scan_bytes=2000)
+    enormous = texts["mit"] + "\n" + "x" * 5000  # over max_scan_bytes: its start is scanned, its rest unknown
+    counters = stage.prepare(_license_files(
+        [("bin", "/LICENSE", None), ("empty", "/LICENSE", " \n"), ("big", "/LICENSE", enormous),
+         ("missing", "/COPYING", None)],
+        problems={0: "binary", 3: "content_missing"},
+    ))
+    assert counters["license_file_problems"] == 3
+    assert counters["license_file_problem_binary"] == counters["license_file_problem_empty"] == 1
+    assert counters["license_file_problem_content_missing"] == 1
+    assert counters["license_files_truncated"] == 1 and counters["scancode_runs"] == 1
+    found = _classified(stage, [(o, "/a.py", "") for o in ("bin", "empty", "big", "missing")])
+    assert found["bin/a.py"] == ([UNKNOWN], "non_permissive")
+    assert found["empty/a.py"] == ([], "no_license")  # an empty file states no license
+    assert found["big/a.py"] == (["LicenseRef-scancode-unknown", "MIT"], "non_permissive")
+    assert found["missing/a.py"] == ([UNKNOWN], "non_permissive")
+    assert len(LicenseCache(tmp_path)) == 0  # a truncated scan is never cached
+
+    slow = _stage(tmp_path, timeout_s=1e-9)  # the deadline has passed before ScanCode starts
+    counters = slow.prepare(_license_files([("slow", "/LICENSE", texts["gpl-2.0"])]))
+    assert counters["scancode_timeouts"] == counters["scancode_failures"] == 1
+    ids, types, _ = slow.classify(_rows([("slow", "/a.py", "")]))
+    assert UNKNOWN in ids.to_pylist()[0] and types.to_pylist() == ["non_permissive"]
+    assert len(LicenseCache(tmp_path)) == 0  # nor a timed-out one
+
+
+# ---------------------------------------------------------------- the persistent cache
+def test_a_second_stage_on_the_same_cache_runs_scancode_zero_times(texts: dict[str, str], tmp_path: Path) -> None:
+    files = _license_files([("a", "/LICENSE", texts["mit"]), ("b", "/LICENSE", texts["gpl-2.0"])])
+    first = _stage(tmp_path).prepare(files)
+    assert first["scancode_runs"] == 2 and first.get("scancode_cache_hits", 0) == 0
+    assert len(list(tmp_path.glob("licenses-*.parquet"))) == 1
+    second_stage = _stage(tmp_path)
+    second = second_stage.prepare(files)
+    assert second.get("scancode_runs", 0) == 0 and second["scancode_cache_hits"] == 2
+    assert len(list(tmp_path.glob("licenses-*.parquet"))) == 1  # nothing new to write
+    assert _classified(second_stage, [("b", "/x.py", "")])["b/x.py"] == (["GPL-2.0-only"], "non_permissive")
+
+
+def test_cache_files_are_named_by_content_and_other_versions_are_ignored(tmp_path: Path) -> None:
+    one, two = LicenseCache(tmp_path / "1"), LicenseCache(tmp_path / "2")
+    for cache in (one, two):
+        cache.put("a" * 40, ["MIT"])
+        cache.put("b" * 40, ["GPL-2.0-only"])
+    assert one.flush().name == two.flush().name  # same entries, same name: workers never collide
+    assert one.flush() is None
+    old = LicenseCache(tmp_path / "1", scancode_version="0.0.1")
+    assert len(old) == 0 and old.get("a" * 40) is None
+    merged = LicenseCache(tmp_path / "1")
+    merged.put("c" * 40, ["ISC"])
+    merged.flush()
+    assert LicenseCache(tmp_path / "1").compact() is not None
+    assert len(list((tmp_path / "1").glob("licenses-*.parquet"))) == 1
+    assert LicenseCache(tmp_path / "1").get("c" * 40) == ("ISC",)
+
+
+def test_a_corrupt_cache_file_is_ignored_with_a_warning(
+    texts: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    files = _license_files([("a", "/LICENSE", texts["mit"])])
+    _stage(tmp_path).prepare(files)
+    (good,) = tmp_path.glob("licenses-*.parquet")
+    # a file with the right schema whose content was changed (says GPL is MIT's result) ...
+    table = pq.read_table(good)
+    tampered = table.set_column(2, "expressions", pa.array([["Apache-2.0"]], pa.list_(pa.string())))
+    good.unlink()
+    pq.write_table(tampered, good)
+    # ... and one that is not Parquet at all
+    (tmp_path / "licenses-0123456789abcdef0123456789abcdef.parquet").write_bytes(b"PAR1 not really")
+    with caplog.at_level(logging.WARNING, logger="stages.license"):
+        stage = _stage(tmp_path)
+        counters = stage.prepare(files)
+    assert counters["scancode_runs"] == 1 and counters.get("scancode_cache_hits", 0) == 0
+    assert sum("ignored" in r.message for r in caplog.records) == 2
+    assert counters["license_cache_files_ignored"] == 2
+    assert len(LicenseCache(tmp_path)) == 1  # the damaged file was rewritten with the fresh result
+    assert _classified(stage, [("a", "/x.py", "")])["a/x.py"] == (["MIT"], "permissive")
