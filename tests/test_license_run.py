@@ -88,3 +88,14 @@ def test_permissive_only_drops_files_without_a_license(built: Path, tmp_path: Pa
     ledger = rows(built / "vstrict", "dropped")
     assert ledger["bare/lib.py"]["reason"] == "no_license"
     assert "proj/src/encoder.py" in rows(built / "vstrict", "data")
+
+
+def test_query_by_license_and_license_type(built: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["query", "1", "--output", str(built), "--license", "MIT", "--format", "jsonl",
+                 "--columns", "repo_name,path,detected_licenses"]) == 0
+    got = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(r["path"] for r in got) == ["/dual.py", "/src/encoder.py"]
+    assert main(["query", "1", "--output", str(built), "--license-type", "no_license", "--language", "python",
+                 "--format", "jsonl", "--columns", "repo_name,path"]) == 0
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [
+        {"repo_name": "o/bare", "path": "/lib.py"}]
