@@ -99,3 +99,17 @@ def test_query_by_license_and_license_type(built: Path, capsys: pytest.CaptureFi
                  "--format", "jsonl", "--columns", "repo_name,path"]) == 0
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [
         {"repo_name": "o/bare", "path": "/lib.py"}]
+
+
+def test_the_changelog_says_when_files_left_for_their_license(built: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    if not (built / "vstrict").exists():  # built by test_permissive_only_drops_files_without_a_license
+        config = tmp_path / "strict.toml"
+        config.write_text("[license]\npermissive_only = true\n")
+        assert main(["run", "--version", "strict", "--input", str(built.parent / "export"), "--output", str(built),
+                     "--workers", "1", "--config", str(config)]) == 0
+    assert main(["diff", "1", "strict", "--output", str(built), "--json"]) == 0
+    changes = json.loads(capsys.readouterr().out)
+    assert changes["files"]["removed_by_reason"] == {"license_changed": 1}
+    assert changes["repositories"]["removed"] == ["https://github.com/o/bare"]
+    assert changes["config"] == {"license.permissive_only": [False, True]}
