@@ -22,7 +22,10 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="build a dataset version", description=(
         "Walk a Software Heritage graph export (ORC tables in the public layout), fetch and decode "
-        "every file, and write versioned Parquet shards with a manifest, a ledger and a dataset card."))
+        "every file, detect its language and licenses, apply the quality filters, redact secrets and "
+        "personal data, remove exact and near duplicates across the corpus, and write versioned "
+        "Parquet shards with a manifest, a ledger of every file left out, a changelog and a dataset "
+        "card. A killed run resumes when the same command is run again."))
     run.add_argument("--version", required=True, help="version to build, e.g. 2.1 (written to OUTPUT/v2.1)")
     run.add_argument("--input", default=None, metavar="PATH_OR_URL",
                      help="export root holding orc/<table>/*.orc (default: the bundled sample export)")
