@@ -120,9 +120,7 @@ def run_version(
     ContentStore(store_url).check()
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.UTC)
-    registry, carried = effective_registry(output, version, opt_out or (config.opt_out.registry or None))
-    effective = None if registry is None else registry.union(carried, dt.date(1970, 1, 1),
-                                                            "opted out in an earlier version")
+    registry, effective, carried = effective_registry(output, version, opt_out or (config.opt_out.registry or None))
     identity = {
         "input": {"export": input_url, "content_store": store_url, "fingerprint": export.fingerprint(),
                   "as_of": as_of.isoformat() if as_of else None},
@@ -196,18 +194,31 @@ def finished_versions(output: Path) -> list[dict[str, Any]]:
     return sorted(found, key=lambda m: (m["created_at"], m["version"]))
 
 
-def effective_registry(output: Path, version: str, path: Path | str | None) -> tuple[Registry | None, list[str]]:
-    """The opt-out registry at ``path`` (or an empty one) and the repositories that earlier versions
-    in ``output`` opted out, which stay out even if the file no longer names them. (None, []) when
-    there is neither."""
-    versions = finished_versions(output)
+def effective_registry(output: Path, version: str, path: Path | str | None
+                       ) -> tuple[Registry | None, Registry | None, list[str]]:
+    """The opt-out registry at ``path`` (or an empty one), the same plus the repositories that
+    earlier versions in ``output`` opted out (which stay out even if the file no longer names them;
+    each dated and explained by the first version that removed it), and those repositories.
+    (None, None, []) when there is neither."""
+    versions = finished_versions(output)  # oldest first
     # rebuilding an existing version: only the versions built before it count
     built = next((m["created_at"] for m in versions if m["version"] == version), None)
-    carried = sorted({url for m in versions if m["version"] != version and (built is None or m["created_at"] < built)
-                      for url in (m.get("opt_out") or {}).get("repositories", [])})
-    if path is None and not carried:
-        return None, []
-    return (load_registry(path) if path is not None else Registry([])), carried
+    seen: set[str] = set()
+    removed_by: list[tuple[dict[str, Any], list[str]]] = []  # each version, with the URLs it removed first
+    for m in versions:
+        if m["version"] != version and (built is None or m["created_at"] < built):
+            urls = sorted(set((m.get("opt_out") or {}).get("repositories", [])) - seen)
+            seen.update(urls)
+            removed_by.append((m, urls))
+    if path is None and not seen:
+        return None, None, []
+    registry = load_registry(path) if path is not None else Registry([])
+    effective = registry
+    for m, urls in removed_by:
+        if urls:
+            effective = effective.union(urls, dt.date.fromisoformat(m["created_at"][:10]),
+                                        f"opted out in version {m['version']}")
+    return registry, effective, sorted(seen)
 
 
 def choose_parent(output: Path, version: str, parent: str | None) -> Path | None:

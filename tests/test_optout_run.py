@@ -59,6 +59,9 @@ def test_opted_out_repositories_stay_out_of_every_later_version(stdlib_export: P
     assert repos["json"] not in origins(output / "v2")
     m2 = read_manifest(output / "v2")
     assert m2["opt_out"]["carried_repositories"] == 2 and repos["json"] in m2["opt_out"]["repositories"]
+    # carried entries are dated by the version that first removed them
+    carried = {r["detail"] for r in ledger(output / "v2") if r["origin_url"] == repos["json"]}
+    assert carried == {f"{repos['json']} ({read_manifest(v1)['created_at'][:10]})"}
     # and without any registry at all
     assert build(stdlib_export, output, "3") == 0
     assert repos["json"] not in origins(output / "v3") and repos["xml"] not in origins(output / "v3")
