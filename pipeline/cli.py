@@ -183,22 +183,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(summary_, indent=2, sort_keys=True) if args.json else changelog(summary_), end="\n")
         return 0
     if args.command == "query":
-        from pipeline.query import TABLE_COLUMNS, scan, write
+        from pipeline.query import scan, write
         from pipeline.run import version_dir
 
         folder = version_dir(args.output, args.version)
         if args.limit is not None and args.limit < 0:
             raise PipelineError(f"--limit {args.limit}: must be at least 0")
-        columns = args.columns.split(",") if args.columns else (TABLE_COLUMNS if args.format == "table" else None)
-        if columns == TABLE_COLUMNS and not args.columns:
-            from pyarrow import parquet as pq  # the summary columns this version has
-
-            from pipeline.query import shard_files
-            files = shard_files(folder, args.language)
-            have = set(pq.read_schema(files[0]).names) if files else set(columns)
-            columns = [c for c in columns if c in have]
+        # no --columns: a summary of each row for a table, every column otherwise
+        columns = args.columns.split(",") if args.columns else None
         batches = scan(folder, args.language, args.license, args.license_type, args.repo, args.path, args.contains,
-                       columns, args.limit)
+                       columns, args.limit, summary=args.format == "table")
         count = write(batches, args.format, args.out)
         if args.out:
             print(f"{count} rows written to {args.out}", file=sys.stderr)

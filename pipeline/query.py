@@ -72,14 +72,19 @@ def scan(
     contains: str | None = None,
     columns: Sequence[str] | None = None,
     limit: int | None = None,
+    summary: bool = False,
 ) -> Iterator[pa.RecordBatch]:
-    """The rows of version ``folder`` that match every condition given, in batches."""
+    """The rows of version ``folder`` that match every condition given, in batches: ``columns``, or
+    with none given, every column (``summary``: those of TABLE_COLUMNS this version has)."""
     files = shard_files(folder, languages)
     if not files:
         return
     dataset = ds.dataset([str(f) for f in files], format="parquet")
     names = dataset.schema.names
-    wanted = list(columns) if columns else names
+    if columns:
+        wanted = list(columns)
+    else:
+        wanted = [c for c in TABLE_COLUMNS if c in names] if summary else names
     for column in [*wanted, *(["detected_licenses"] if licenses else []),
                    *(["license_type"] if license_type else [])]:
         if column not in names:
