@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.foundation import MemorySampler, make_repos, timed_run
+from benchmarks.foundation import make_repos, timed_run
 
 
 def killed_then_resumed(export: Path, output: Path, config: Path, partitions: int) -> dict:
@@ -46,15 +46,11 @@ def killed_then_resumed(export: Path, output: Path, config: Path, partitions: in
     proc.wait()
     killed_at = time.perf_counter() - start
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    sampler = MemorySampler(proc.pid)
-    sampler.start()
-    _, log = proc.communicate()
+    done_again = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
-    sampler.stop.set()
-    sampler.join()
-    if proc.returncode:
-        raise SystemExit(log)
+    if done_again.returncode:
+        raise SystemExit(done_again.stderr)
+    log = done_again.stderr
     reused = re.search(r"reusing (\d+) of (\d+) partition", log)
     return {"killed_at": killed_at, "wall": wall, "reused": reused.group(0) if reused else "none"}
 
