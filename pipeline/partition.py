@@ -124,8 +124,11 @@ def license_files(table: pa.Table, stages: Sequence[Stage]) -> pa.Table:
     for stage in stages:
         if stage.name == "opt_out":  # opted-out repositories are never read, license files included
             picked = stage.process(picked).kept
+    # texts the license cache already knows (the corpus pre-pass scanned them) are not read again
+    known = [s for s in stages if hasattr(s, "cached")]
+    unread = known[0].cached(picked["blob_id"].to_pylist()) if known else [False] * picked.num_rows
     problems: dict[tuple[str, str], str] = {}
-    current = picked
+    current = picked.filter(pa.array([not u for u in unread], pa.bool_()))
     for stage in stages:
         if stage.name not in CONTENT_STAGES:
             continue
@@ -140,7 +143,8 @@ def license_files(table: pa.Table, stages: Sequence[Stage]) -> pa.Table:
     return pa.table({
         "origin_url": picked["origin_url"], "path": picked["path"], "blob_id": picked["blob_id"],
         "content": pa.array([text.get(k) for k in keys], pa.large_string()),
-        "problem": pa.array([None if k in text else problems.get(k, "content_missing") for k in keys], pa.string()),
+        "problem": pa.array([None if k in text or u else problems.get(k, "content_missing")
+                             for k, u in zip(keys, unread, strict=True)], pa.string()),
     })
 
 

@@ -513,6 +513,12 @@ class License:
         object.__setattr__(self, "_dirs", None)
 
     # -- step 1: once per partition
+    def cached(self, blob_ids: list[str | None]) -> list[bool]:
+        """Which blobs the cache already knows: ``prepare`` needs no content for them. Needs ``setup()``."""
+        cache: LicenseCache = self._cache  # type: ignore[attr-defined]
+        cache.refresh()
+        return [b is not None and cache.get(b) is not None for b in blob_ids]
+
     def prepare(self, license_files: pa.Table) -> dict[str, int]:
         """Detect the licenses of a partition's license files; returns counters. Needs ``setup()``.
 
@@ -533,7 +539,11 @@ class License:
         columns = [license_files[c].to_pylist() for c in LICENSE_FILE_COLUMNS]
         for origin, path, blob_id, content, problem in zip(*columns, strict=True):
             counters["license_files"] += 1
-            if content is None or blob_id is None:
+            known = cache.get(blob_id) if content is None and problem is None and blob_id is not None else None
+            if known is not None:  # left unread because the cache has it (see ``cached``)
+                counters["scancode_cache_hits"] += 1
+                expressions = _from_cache(known, policy)
+            elif content is None or blob_id is None:
                 expressions: tuple[str, ...] = (UNKNOWN,)
                 counters["license_file_problems"] += 1
                 counters[f"license_file_problem_{_problem_slug(problem)}"] += 1
@@ -569,8 +579,7 @@ class License:
             cached = cache.get(blob_id)
             if cached is not None:
                 counters["scancode_cache_hits"] += 1
-                # what the cache says is validated like fresh output (never trusted as is)
-                return tuple(sorted({policy.normalize(e, detected=True) or UNKNOWN_SPDX for e in cached}))
+                return _from_cache(cached, policy)
         if not _SCANNER:
             counters["scancode_index_loads"] += 1
         scanner = _scanner()
@@ -694,6 +703,11 @@ class License:
                 h = h[: h.rindex(b"\n") + 1]  # the head was cut: its last line may be cut too
             out.append((i, h.decode("utf-8", errors="ignore")))
         return out
+
+
+def _from_cache(expressions: Sequence[str], policy: LicensePolicy) -> tuple[str, ...]:
+    """A cached detection, validated like fresh output (never trusted as is)."""
+    return tuple(sorted({policy.normalize(e, detected=True) or UNKNOWN_SPDX for e in expressions}))
 
 
 def _directory(path: str) -> str:

@@ -359,6 +359,20 @@ def test_a_second_stage_on_the_same_cache_runs_scancode_zero_times(texts: dict[s
     assert _classified(second_stage, [("b", "/x.py", "")])["b/x.py"] == (["GPL-2.0-only"], "non_permissive")
 
 
+def test_texts_the_cache_knows_need_not_be_read_again(texts: dict[str, str], tmp_path: Path) -> None:
+    files = _license_files([("a", "/LICENSE", texts["mit"]), ("b", "/COPYING", texts["gpl-2.0"])])
+    _stage(tmp_path).prepare(files)
+    stage = _stage(tmp_path)
+    unknown = hashlib.sha1(b"never scanned").hexdigest()
+    assert stage.cached([*files["blob_id"].to_pylist(), unknown, None]) == [True, True, False, False]
+    unread = files.set_column(3, "content", pa.nulls(2, pa.string()))  # what the partition look-ahead passes
+    counters = stage.prepare(unread)
+    assert counters.get("scancode_runs", 0) == 0 and counters["scancode_cache_hits"] == 2
+    assert counters.get("license_file_problems", 0) == 0
+    found = _classified(stage, [("a", "/x.py", ""), ("b", "/y.py", "")])
+    assert found["a/x.py"] == (["MIT"], "permissive") and found["b/y.py"] == (["GPL-2.0-only"], "non_permissive")
+
+
 def test_cache_files_are_named_by_content_and_other_versions_are_ignored(tmp_path: Path) -> None:
     one, two = LicenseCache(tmp_path / "1"), LicenseCache(tmp_path / "2")
     for cache in (one, two):
