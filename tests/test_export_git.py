@@ -290,7 +290,8 @@ def test_reexport_is_byte_identical(
     export(feature_repo, outs[0])
     export(feature_repo, outs[1])
     monkeypatch.setattr(export_git, "_STREAM_BLOB_SIZE", 100)  # big-blob path, chunk by chunk
-    monkeypatch.setattr(export_git, "_CHUNK", 64)
+    for module in (export_git.git, export_git.orc):  # chunk size of the object stream and of big blobs
+        monkeypatch.setattr(module, "_CHUNK", 64)
     export(feature_repo, outs[2])
 
     def files(out: Path) -> dict[str, bytes]:
