@@ -184,9 +184,9 @@ def decoded_table(paths: list[str], contents: list[bytes]) -> pa.Table:
 def label_all(paths: list[str], contents: list[bytes], guesslang: bool) -> tuple[list[str], list[str], float]:
     """(language, language_source) per file from the language stage, nothing dropped; and CPU seconds."""
     stage = Language(LanguageConfig(guesslang=guesslang, keep_unknown=True, exclude_types=()))
-    stage.setup()
+    model_dir = stage.setup()
     start = time.process_time()
-    kept = stage.process(decoded_table(paths, contents)).kept
+    kept = stage.process(decoded_table(paths, contents), model_dir).kept
     seconds = time.process_time() - start
     return kept["language"].to_pylist(), kept["language_source"].to_pylist(), seconds
 

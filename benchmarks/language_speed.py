@@ -121,8 +121,13 @@ def partitions(files: list[tuple[str, bytes]], partition_bytes: int) -> Iterator
         yield batch
 
 
-def run(files: list[File], partition_bytes: int, language: Language, filters: Filters, repeat: int) -> dict:
-    """CPU seconds of each stage over ``files`` in partitions (the best of ``repeat`` runs), and the counters."""
+def run(
+    files: list[File], partition_bytes: int, language: Language, filters: Filters, resources: tuple[Path | None, None],
+    repeat: int,
+) -> dict:
+    """CPU seconds of each stage over ``files`` in partitions (the best of ``repeat`` runs), and the counters.
+
+    ``resources``: what ``language.setup()`` and ``filters.setup()`` returned."""
     tables = [decoded_table([p for p, _ in part], [d for _, d in part]) for part in partitions(files, partition_bytes)]
     best = {"language": float("inf"), "filters": float("inf")}
     for _ in range(repeat):
@@ -130,9 +135,9 @@ def run(files: list[File], partition_bytes: int, language: Language, filters: Fi
         counters: Counter[str] = Counter()
         for table in tables:
             start = time.process_time()
-            labelled = language.process(table)
+            labelled = language.process(table, resources[0])
             middle = time.process_time()
-            filtered = filters.process(labelled.kept)
+            filtered = filters.process(labelled.kept, resources[1])
             seconds["language"] += middle - start
             seconds["filters"] += time.process_time() - middle
             counters.update({f"language.{k}": v for k, v in labelled.counters.items()})
@@ -153,13 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     by_ecosystem = sample(args.mb, args.seed)
     language, filters = Language(LanguageConfig(content_bytes=args.content_bytes)), Filters()
     start = time.process_time()
-    language.setup()
-    filters.setup()
+    resources = (language.setup(), filters.setup())
     setup_seconds = time.process_time() - start
     partition_bytes = int(args.partition_mb * 1e6)
     everything = [f for files in by_ecosystem.values() for f in files]
     random.Random(args.seed).shuffle(everything)
-    total = run(everything, partition_bytes, language, filters, args.repeat)
+    total = run(everything, partition_bytes, language, filters, resources, args.repeat)
     command = (
         f"python -m benchmarks.language_speed --mb {args.mb:g} --partition-mb {args.partition_mb:g} "
         f"--seed {args.seed} --repeat {args.repeat} --content-bytes {args.content_bytes}"
@@ -168,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.repeat} runs (setup, i.e. loading guesslang's model: {setup_seconds:.1f} s, not counted)\n")
     print("| files | MB | language MB/s | filters MB/s | language + filters MB/s | to guesslang |")
     print("|---|---:|---:|---:|---:|---:|")
-    rows = [(name, run(files, partition_bytes, language, filters, args.repeat)) for name, files in by_ecosystem.items()]
+    rows = [(name, run(files, partition_bytes, language, filters, resources, args.repeat))
+            for name, files in by_ecosystem.items()]
     for name, result in [*rows, ("**all, mixed**", total)]:
         s = result["seconds"]
         c = result["counters"]

@@ -273,14 +273,14 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=200)
     args = parser.parse_args()
     stage = Redact()
-    stage.setup()
+    plugins = stage.setup()
     files = real_files(int(args.mb * 1e6), args.seed)
     mb = sum(len(t.encode()) for _, t in files) / 1e6
 
     # 1. speed (this process: one core)
     table = table_of(files)
     start = time.process_time()
-    result = stage.process(table)
+    result = stage.process(table, plugins)
     cpu = time.process_time() - start
     print(f"## Speed\n{len(files)} real files, {mb:.1f} MB: redaction stage {mb / cpu:.1f} MB/s per core "
           f"({cpu:.1f} CPU s); {result.dropped.num_rows} file(s) to the ledger (redaction_failed)")
@@ -320,7 +320,7 @@ def main() -> None:
 
     # 3. recall on planted secrets, and benign look-alikes left alone
     planted = planted_corpus(files, args.seed, args.per_kind)
-    out = stage.process(table_of([(p, t) for p, t, *_ in planted]))
+    out = stage.process(table_of([(p, t) for p, t, *_ in planted]), plugins)
     kept = {row["path"]: row["content"] for row in out.kept.to_pylist()}
     found, total, tagged = Counter(), Counter(), Counter()
     for path, text, kind, value, tag in planted:

@@ -56,7 +56,7 @@ def open_staging(staging: Path, identity: dict[str, Any], work: Path, log: Calla
             same = False
         if same:
             log(f"{staging}: resuming an interrupted build of this version")
-            for stale in (staging / "data", staging / "dropped", work / "decisions"):
+            for stale in (staging / "data", staging / "dropped", work / "reduced"):
                 shutil.rmtree(stale, ignore_errors=True)
             return
         log(f"{staging}: left by an interrupted build of a different input, config or software; starting afresh")

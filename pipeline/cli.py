@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="worker processes of the local Dask cluster (default: one per core)")
     where.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                        help="run on an existing Dask cluster")
+    run.add_argument("--threads", type=int, default=1, metavar="N",
+                     help="threads per worker of the local Dask cluster (default: 1)")
     run.add_argument("--memory-limit", default="auto", metavar="BYTES",
                      help="memory limit of each local worker, e.g. 2GiB (default: the machine's memory / workers)")
     run.add_argument("--parent", default=None, metavar="VERSION",
@@ -139,6 +141,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         if args.workers is not None and args.workers < 1:
             raise PipelineError(f"--workers {args.workers}: must be at least 1")
+        if args.threads < 1:
+            raise PipelineError(f"--threads {args.threads}: must be at least 1")
         run_version(
             args.version,
             args.input or str(BUNDLED_EXPORT),
@@ -151,12 +155,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             parent=args.parent,
             as_of=args.as_of,
             opt_out=args.opt_out,
+            threads=args.threads,
         )
         return 0
     if args.command == "versions":
         from manifests.manifest import verify
         from manifests.summary import human_bytes, markdown_table
-        from pipeline.run import finished_versions, version_dir
+        from pipeline.versions import finished_versions, version_dir
 
         rows = []
         for m in finished_versions(args.output):
@@ -173,7 +178,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "diff":
         from manifests.changes import changelog, compare
         from manifests.manifest import MANIFEST, read_manifest
-        from pipeline.run import version_dir
+        from pipeline.versions import version_dir
 
         folders = [version_dir(args.output, v) for v in (args.a, args.b)]
         for v, folder in zip((args.a, args.b), folders, strict=True):
@@ -184,7 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "query":
         from pipeline.query import scan, write
-        from pipeline.run import version_dir
+        from pipeline.versions import version_dir
 
         folder = version_dir(args.output, args.version)
         if args.limit is not None and args.limit < 0:
@@ -200,7 +205,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "inspect":
         from manifests.manifest import read_manifest
         from manifests.summary import summary
-        from pipeline.run import version_dir
+        from pipeline.versions import version_dir
 
         version = args.version or _latest_version(args.output)
         manifest = read_manifest(version_dir(args.output, version))
@@ -208,7 +213,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "verify":
         from manifests.manifest import verify
-        from pipeline.run import version_dir
+        from pipeline.versions import version_dir
 
         folder = version_dir(args.output, args.version)
         problems = verify(folder)

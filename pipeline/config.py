@@ -1,5 +1,9 @@
 """The run configuration: typed, frozen, loaded from a TOML file, hashed into the manifest.
 
+One convention for every stage: its config is a frozen dataclass defined beside the stage (its
+defaults live there and nowhere else), and ``Config`` has one section per stage. The sections that
+are not a stage's (walk, output, opt-out, execution) are defined here.
+
 Every field that can change the output is part of ``Config.digest()``; ``execution`` settings
 (threads) change only speed and are recorded but not hashed.
 """
@@ -15,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from stages.decode import DecodeConfig
 from stages.dedup import DedupConfig
+from stages.fetch import FetchConfig
 from stages.filters import FiltersConfig
 from stages.language import LanguageConfig
 from stages.license import LicenseConfig, validate_config
+from stages.redact import RedactConfig
 
 
 @dataclass(frozen=True)
@@ -26,34 +33,6 @@ class WalkConfig:
     """Which branch of each snapshot is walked when it has no ``HEAD``."""
 
     default_branches: tuple[str, ...] = ("refs/heads/main", "refs/heads/master")
-
-
-@dataclass(frozen=True)
-class FetchConfig:
-    """Files over ``max_file_bytes`` (The Stack v2: 10 MiB) are not fetched (ledger: too_large)."""
-
-    max_file_bytes: int = 10 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    """A NUL byte within the first ``binary_probe_bytes`` marks a file binary."""
-
-    binary_probe_bytes: int = 8192
-
-
-@dataclass(frozen=True)
-class RedactConfig:
-    """Redaction: on or off; keep emails on package-author lines? Time budget per file (base + per MB).
-
-    A file that runs out of its budget goes to the ledger (redaction_failed), never out unredacted.
-    Off (``enabled = false``) is for corpora that are redacted elsewhere; the dataset card says so.
-    """
-
-    enabled: bool = True
-    keep_author_emails: bool = False
-    time_budget_s: float = 2.0
-    time_budget_s_per_mb: float = 4.0
 
 
 @dataclass(frozen=True)

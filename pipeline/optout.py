@@ -133,6 +133,13 @@ class Registry:
     def __len__(self) -> int:
         return len(self.entries)
 
+    # a registry is a value: stages that hold one are keyed by it (pipeline.resources)
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Registry) and self.entries == other.entries
+
+    def __hash__(self) -> int:
+        return hash(self.entries)
+
     def text(self) -> str:
         """The registry in its file format, one line per entry, in order."""
         return "".join(entry.text() + "\n" for entry in self.entries)

@@ -1,237 +1,192 @@
-"""The work of one input partition, before and after the global dedup passes.
+"""The work of one input partition: the row flow, then, after the corpus-wide reduces, its shards.
 
-``process_partition`` runs the per-file stages over a partition and writes its kept rows, their
-dedup keys (hash, survivor rank, MinHash signature) and its ledger rows to the version's work
-folder. ``finalize_partition`` later applies what the dedup passes decided about its rows and
-writes its shards. Pure Python over pyarrow tables (no dask): the output depends only on the rows,
-never on the worker.
+``process_partition`` runs the row flow over a partition in batches (row stages' ``process``, and
+the ``apply`` of the corpus stages that read the input, with their reduced rows of this partition)
+and writes the kept rows, the map keys of every corpus stage that reads kept rows, and the ledger
+to the version's work folder. ``finalize_partition`` later runs those stages' ``apply`` with what
+their reduces decided, and writes the data shards per language. Pure Python over pyarrow tables (no
+dask): the output depends only on the rows, never on the worker or the thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from manifests.reports import PartitionReport, WriteReport, add_counters
 from pipeline.checkpoint import mark_done
 from pipeline.config import OutputConfig
+from pipeline.resources import resource
 from pipeline.writer import ShardWriter, language_slug, shard_name, size_bounds, write_shard
 from schemas import LEDGER_SCHEMA, WALK_SCHEMA
-from stages.base import Stage
-from stages.dedup import DedupConfig, signatures, survivor_rank
+from stages.base import CorpusStage, Stage
 
 #: Rows are written in this order, so shards do not depend on how rows arrived.
 ROW_ORDER = [("origin_url", "ascending"), ("path", "ascending"), ("content_id", "ascending")]
 LANGUAGE_UNKNOWN = "unknown"
 WORK = ".work"  # inside the staging folder; removed before the version is committed
+_ADDRESS = [pa.field("bucket", pa.int32()), pa.field("row", pa.int64())]
 
 
-#: What the dedup passes read of each kept row (never its content).
-KEYS_SCHEMA = pa.schema(
-    [
-        pa.field("bucket", pa.int32()),
-        pa.field("row", pa.int64()),
-        pa.field("sha256", pa.string()),
-        pa.field("rank", pa.string()),
-        pa.field("blob_id", pa.string()),
-        # num_perm little-endian uint32 values; null: too few tokens for near dedup. (Plain binary:
-        # Dask's p2p shuffle cannot carry fixed_size_binary.)
-        pa.field("signature", pa.binary()),
-    ]
-)
+def reads_kept(stage: Stage) -> bool:
+    """Whether ``stage`` is a corpus stage that runs after the row flow, on the rows it kept."""
+    return isinstance(stage, CorpusStage) and stage.reads == "kept"
 
 
-#: What the dedup passes decide about a row: dropped (stage, reason, detail) and/or its cluster.
-DECISIONS_SCHEMA = pa.schema([
-    pa.field("bucket", pa.int32()),
-    pa.field("row", pa.int64()),
-    pa.field("stage", pa.string()),
-    pa.field("reason", pa.string()),
-    pa.field("detail", pa.string()),
-    pa.field("near_dup_cluster", pa.string()),
-])
+def keys_schema(stage: CorpusStage) -> pa.Schema:
+    """What a kept-reading corpus stage's map keys are stored as: its ``key_schema`` after ``bucket``, ``row``."""
+    return pa.schema([*_ADDRESS, *stage.key_schema])
+
+
+def with_address(keys: pa.Table, bucket: int, first_row: int | None) -> pa.Table:
+    """``keys`` with ``bucket`` (and ``row``, numbered from ``first_row``) in front."""
+    n = keys.num_rows
+    columns = [pa.array(np.full(n, bucket, dtype=np.int32), pa.int32())]
+    names = ["bucket"]
+    if first_row is not None:
+        columns.append(pa.array(np.arange(first_row, first_row + n, dtype=np.int64), pa.int64()))
+        names.append("row")
+    return pa.Table.from_arrays([*columns, *keys.columns], names=[*names, *keys.column_names])
+
+
+def read_reduced(work: Path, stage: str, bucket: int, schema: pa.Schema) -> pa.Table:
+    """The rows a corpus stage's reduce gave partition ``bucket`` (written partitioned on ``bucket``)."""
+    folder = work / "reduced" / stage / f"bucket={bucket}"
+    if not folder.is_dir():
+        return schema.empty_table()
+    table = pq.read_table(folder, schema=schema.remove(schema.get_field_index("bucket")))
+    table = table.add_column(0, "bucket", pa.array(np.full(table.num_rows, bucket, dtype=np.int32), pa.int32()))
+    return table.sort_by([("row", "ascending")]) if "row" in schema.names else table
 
 
 def process_partition(
     rows: pa.Table,
     bucket: int,
-    stages: Sequence[Stage],
+    flow: Sequence[Stage],
     staging: Path,
     output: OutputConfig,
-    dedup: DedupConfig,
+    reduced: Mapping[str, pa.Table],
     checkpoint: bool = True,
-) -> dict[str, Any]:
-    """Run ``stages`` over the walk rows of one partition; write its kept rows, keys and ledger,
-    then (``checkpoint``) the partition's checkpoint marker with their checksums.
+) -> PartitionReport:
+    """Run the row flow of ``flow`` over the walk rows of one partition; write its kept rows, the
+    keys of the stages that read them, and its ledger, then (``checkpoint``) the partition's
+    checkpoint marker with their checksums. ``reduced``: by stage name, the reduced rows of this
+    partition for each corpus stage that reads the input.
 
     The rows are processed in batches of at most ``output.batch_bytes`` of content, each written
     out before the next is fetched, so a worker's memory is bounded by the batch size even when
-    one repository is huge. Returns the per-stage counters and row counts.
+    one repository is huge.
     """
     table = rows.cast(WALK_SCHEMA).sort_by(ROW_ORDER)
     work = staging / WORK
+    row_flow = [s for s in flow if not reads_kept(s)]
+    after = [s for s in flow if reads_kept(s)]
     ledgers: list[pa.Table] = []
     counters: dict[str, dict[str, int]] = {}
-    for stage in stages:
-        if hasattr(stage, "prepare"):  # the license stage: every license file of the partition first
-            counters[stage.name] = dict(stage.prepare(license_files(table, stages)))
     row_writer: ShardWriter | None = None
-    key_writer = ShardWriter(work, f"keys/{shard_name(bucket)}", KEYS_SCHEMA, output, checkpoint)
+    key_writers = {s.name: ShardWriter(work, f"keys/{s.name}/{shard_name(bucket)}", keys_schema(s), output,
+                                       checkpoint) for s in after}
     kept_rows = 0
     # unknown lengths (files with no content row) count as zero: they are never fetched
     for start, stop in size_bounds(pc.fill_null(table["length"], 0).to_pylist(), output.batch_bytes):
         batch = table.slice(start, stop - start)
-        for stage in stages:
-            result = stage.process(batch)
+        for stage in row_flow:
+            if isinstance(stage, CorpusStage):
+                result = stage.apply(batch, resource(stage), reduced[stage.name])
+            else:
+                result = stage.process(batch, resource(stage))
             batch = result.kept
             ledgers.append(result.dropped)
-            stage_counters = counters.setdefault(stage.name, {})
-            for key, value in result.counters.items():
-                stage_counters[key] = stage_counters.get(key, 0) + value
+            add_counters(counters, stage.name, result.counters)
         if batch.num_rows:
             if row_writer is None:
                 row_writer = ShardWriter(work, f"rows/{shard_name(bucket)}", batch.schema, output, checkpoint)
             row_writer.write(batch)
-            key_writer.write(dedup_keys(batch, bucket, kept_rows, dedup))
+            for stage in after:
+                key_writers[stage.name].write(with_address(stage.map(batch, resource(stage)), bucket, kept_rows))
             kept_rows += batch.num_rows
     written = [row_writer.close()] if row_writer is not None else []
-    written.append(key_writer.close())
-    ledger = pa.concat_tables(ledgers).cast(LEDGER_SCHEMA)
+    written += [writer.close() for writer in key_writers.values()]
+    ledger = pa.concat_tables(ledgers).cast(LEDGER_SCHEMA) if ledgers else LEDGER_SCHEMA.empty_table()
     written.append(write_shard(ledger, work, f"ledger/{shard_name(bucket)}", output, checkpoint))
-    report = {"bucket": bucket, "rows_in": rows.num_rows, "rows_kept": kept_rows, "stages": counters}
+    report = PartitionReport(bucket, rows.num_rows, kept_rows, counters)
     if checkpoint:
-        mark_done(work, bucket, report, written)  # last: the partition's checkpoint
+        mark_done(work, bucket, report.to_dict(), written)  # last: the partition's checkpoint
     return report
 
 
-#: The stages that turn a walk row into text; the license pre-pass runs only these.
-CONTENT_STAGES = ("fetch", "decode")
+def _rebased(reduced: pa.Table, present: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    """The reduced rows about the rows ``present`` (sorted ids), ``row`` rebased to positions in
+    ``present``; and the mask of the positions they drop."""
+    ids = reduced["row"].to_numpy()
+    lo, hi = np.searchsorted(ids, present[0]), np.searchsorted(ids, present[-1], side="right")
+    part = reduced.slice(lo, hi - lo)
+    ids = ids[lo:hi]
+    inside = np.isin(ids, present)
+    if not inside.all():
+        part, ids = part.filter(pa.array(inside)), ids[inside]
+    positions = np.searchsorted(present, ids)
+    part = part.set_column(part.schema.get_field_index("row"), "row", pa.array(positions, pa.int64()))
+    drop = np.zeros(len(present), dtype=bool)
+    drop[positions[part["reason"].is_valid().to_numpy(zero_copy_only=False)]] = True
+    return part, drop
 
 
-def license_files(table: pa.Table, stages: Sequence[Stage]) -> pa.Table:
-    """The partition's license files, fetched and decoded (``content``), each with the ``problem``
-    that kept its text out (the reason the fetch or decode stage gave), for ``License.prepare``.
-    These stage runs are a look-ahead: their counters and ledger rows are not kept (each file goes
-    through the stages again in its batch)."""
-    from stages.license import license_file_mask
-
-    picked = table.filter(pc.fill_null(license_file_mask(table["path"]), False))
-    for stage in stages:
-        if stage.name == "opt_out":  # opted-out repositories are never read, license files included
-            picked = stage.process(picked).kept
-    # texts the license cache already knows (the corpus pre-pass scanned them) are not read again
-    known = [s for s in stages if hasattr(s, "cached")]
-    unread = known[0].cached(picked["blob_id"].to_pylist()) if known else [False] * picked.num_rows
-    problems: dict[tuple[str, str], str] = {}
-    current = picked.filter(pa.array([not u for u in unread], pa.bool_()))
-    for stage in stages:
-        if stage.name not in CONTENT_STAGES:
-            continue
-        result = stage.process(current)
-        for url, path, reason in zip(result.dropped["origin_url"].to_pylist(), result.dropped["path"].to_pylist(),
-                                     result.dropped["reason"].to_pylist(), strict=True):
-            problems[(url, path)] = reason
-        current = result.kept
-    text = dict(zip(zip(current["origin_url"].to_pylist(), current["path"].to_pylist(), strict=True),
-                    current["content"].to_pylist(), strict=True)) if "content" in current.column_names else {}
-    keys = list(zip(picked["origin_url"].to_pylist(), picked["path"].to_pylist(), strict=True))
-    return pa.table({
-        "origin_url": picked["origin_url"], "path": picked["path"], "blob_id": picked["blob_id"],
-        "content": pa.array([text.get(k) for k in keys], pa.large_string()),
-        "problem": pa.array([None if k in text or u else problems.get(k, "content_missing")
-                             for k, u in zip(keys, unread, strict=True)], pa.string()),
-    })
-
-
-def dedup_keys(batch: pa.Table, bucket: int, first_row: int, dedup: DedupConfig) -> pa.Table:
-    """The keys of a batch of kept rows: exact-dedup hash, survivor rank, MinHash signature."""
-    sigs, counts = signatures(batch["content"].to_pylist(), dedup)
-    blobs = sigs.view(np.uint8).reshape(len(sigs), -1)
-    signature = pa.array([bytes(blobs[i]) if counts[i] else None for i in range(len(sigs))], pa.binary())
-    return pa.table(
-        {
-            "bucket": pa.array([bucket] * batch.num_rows, pa.int32()),
-            "row": pa.array(np.arange(first_row, first_row + batch.num_rows), pa.int64()),
-            "sha256": batch["sha256"],
-            "rank": survivor_rank(batch),
-            "blob_id": batch["blob_id"],
-            "signature": signature,
-        },
-        schema=KEYS_SCHEMA,
-    )
-
-
-def finalize_partition(bucket: int, staging: Path, decisions: pa.Table, output: OutputConfig) -> dict[str, Any]:
-    """Apply the dedup ``decisions`` for this partition and write its data shards and ledger.
-
-    Rows decided dropped go to the ledger with their stage, reason and survivor; the others are
-    written per language with their ``near_dup_cluster``. Returns shard entries, per-language
-    totals and the dedup drop counts.
+def finalize_partition(bucket: int, staging: Path, after: Sequence[CorpusStage], reduced: Mapping[str, pa.Table],
+                       output: OutputConfig) -> WriteReport:
+    """Run the corpus stages that read kept rows (``after``, in order) over this partition's kept rows,
+    each with its reduced rows (by stage name, sorted by ``row``), and write the data shards and the
+    ledger. Returns the shard entries, per-language and per-license totals and the stages' counters.
     """
     work = staging / WORK
     rows_path = work / "rows" / shard_name(bucket)
-    decisions = decisions.sort_by([("row", "ascending")])
-    stages = decisions["stage"].to_pylist()
-    dropped_at = {r: i for i, r in enumerate(decisions["row"].to_pylist()) if stages[i] is not None}
-    cluster_of = dict(zip(decisions["row"].to_pylist(), decisions["near_dup_cluster"].to_pylist(), strict=True))
-    shards, languages = [], {}
-    licenses: dict[str, dict[str, int]] = {}
-    license_types: dict[str, dict[str, int]] = {}
+    report = WriteReport(bucket, 0, 0)
     ledgers = [pq.read_table(work / "ledger" / shard_name(bucket))]
-    dedup_dropped: dict[str, dict[str, int]] = {}
     if rows_path.exists():
         reader = pq.ParquetFile(rows_path)
         writers: dict[str, ShardWriter] = {}
         offset = 0
         for group in range(reader.num_row_groups):
             batch = reader.read_row_group(group)
-            index = np.arange(offset, offset + batch.num_rows)
+            present = np.arange(offset, offset + batch.num_rows, dtype=np.int64)
             offset += batch.num_rows
-            drop = np.array([i in dropped_at for i in index.tolist()], dtype=bool)
-            if drop.any():
-                gone = batch.filter(pa.array(drop))
-                rows = decisions.take(pa.array([dropped_at[i] for i in index[drop].tolist()]))
-                ledgers.append(_dedup_ledger(gone, rows))
-                for stage, reason in zip(rows["stage"].to_pylist(), rows["reason"].to_pylist(), strict=True):
-                    entry = dedup_dropped.setdefault(stage, {})
-                    entry[reason] = entry.get(reason, 0) + 1
-                batch, index = batch.filter(pa.array(~drop)), index[~drop]
-            clusters = [cluster_of.get(i) or blob for i, blob in zip(index.tolist(), batch["blob_id"].to_pylist(),
-                                                                      strict=True)]
-            at = batch.schema.get_field_index("content")
-            batch = batch.add_column(at, "near_dup_cluster", pa.array(clusters, pa.string()))
+            for stage in after:
+                if batch.num_rows:
+                    part, drop = _rebased(reduced[stage.name], present)
+                else:
+                    part, drop = reduced[stage.name].slice(0, 0), np.zeros(0, dtype=bool)
+                result = stage.apply(batch, resource(stage), part)
+                present = present[~drop]
+                if result.kept.num_rows != len(present):
+                    raise RuntimeError(f"bug: {stage.name}.apply kept {result.kept.num_rows} rows, its reduce "
+                                       f"kept {len(present)}")
+                batch = result.kept
+                ledgers.append(result.dropped)
+                add_counters(report.stages, stage.name, result.counters)
             if "detected_licenses" in batch.column_names:
-                count_licenses(batch, licenses, license_types)
+                count_licenses(batch, report.licenses, report.license_types)
             for language, part in split_by_language(batch):
                 if language not in writers:
                     relpath = f"data/{language_slug(language)}/{shard_name(bucket)}"
                     writers[language] = ShardWriter(staging, relpath, part.schema, output)
                 writers[language].write(part)
-                totals = languages.setdefault(language, {"files": 0, "bytes": 0})
-                totals["files"] += part.num_rows
-                totals["bytes"] += int(pc.sum(part["length_bytes"]).as_py() or 0)
-        shards = [{**writers[lang].close(), "kind": "data", "language": lang} for lang in sorted(writers)]
+                add_counters(report.languages, language, {"files": part.num_rows,
+                                                          "bytes": int(pc.sum(part["length_bytes"]).as_py() or 0)})
+        report.shards = [{**writers[lang].close(), "kind": "data", "language": lang} for lang in sorted(writers)]
     ledger = pa.concat_tables(ledgers).cast(LEDGER_SCHEMA).sort_by(ROW_ORDER + [("stage", "ascending")])
     if ledger.num_rows:
-        shards.append({**write_shard(ledger, staging, f"dropped/{shard_name(bucket)}", output), "kind": "dropped"})
-    return {
-        "bucket": bucket,
-        "rows_kept": sum(v["files"] for v in languages.values()),
-        "rows_dropped": ledger.num_rows,
-        "shards": shards,
-        "languages": languages,
-        "dedup_dropped": dedup_dropped,
-        "licenses": licenses,
-        "license_types": license_types,
-        # origins are never split across partitions: these lists add up to exact totals
-        "opted_out_origins": sorted(set(pc.filter(ledger["origin_url"],
-                                                  pc.equal(ledger["reason"], "opted_out")).to_pylist())),
-    }
+        report.shards.append({**write_shard(ledger, staging, f"dropped/{shard_name(bucket)}", output),
+                              "kind": "dropped"})
+    report.rows_kept = sum(v["files"] for v in report.languages.values())
+    report.rows_dropped = ledger.num_rows
+    report.opted_out_origins = sorted(set(pc.filter(ledger["origin_url"],
+                                                    pc.equal(ledger["reason"], "opted_out")).to_pylist()))
+    return report
 
 
 def count_licenses(batch: pa.Table, licenses: dict[str, dict[str, int]],
@@ -247,13 +202,6 @@ def count_licenses(batch: pa.Table, licenses: dict[str, dict[str, int]],
             entry["bytes"] += size
 
 
-def _dedup_ledger(rows: pa.Table, decisions: pa.Table) -> pa.Table:
-    columns = {name: rows[name] for name in ("blob_id", "content_id", "origin_url", "snapshot_id", "revision_id",
-                                             "path", "length_bytes")}
-    columns.update(stage=decisions["stage"], reason=decisions["reason"], detail=decisions["detail"])
-    return pa.table(columns).cast(LEDGER_SCHEMA)
-
-
 def split_by_language(table: pa.Table) -> list[tuple[str, pa.Table]]:
     """The kept rows per language, in language order (``unknown`` until the language stage runs)."""
     if table.num_rows == 0:
@@ -264,15 +212,3 @@ def split_by_language(table: pa.Table) -> list[tuple[str, pa.Table]]:
     for language in sorted(pc.unique(table["language"]).to_pylist()):
         out.append((language, table.filter(pc.equal(table["language"], language))))
     return out
-
-
-_READY: dict[str, Stage] = {}
-
-
-def ready(stage: Stage) -> Stage:
-    """``stage`` with its ``setup()`` done, once per process for each distinct configuration."""
-    key = repr(stage)
-    if key not in _READY:
-        stage.setup()
-        _READY[key] = stage
-    return _READY[key]

@@ -1,17 +1,24 @@
-"""The stage interface and the ledger.
+"""The stage API and the ledger (docs/stages.md).
 
-A stage is a frozen dataclass (its fields are its config) with ``process(table) -> StageResult``:
-the rows it keeps, the ledger rows of those it drops (each with a reason from the closed
-``Reason`` set) and its counters. ``setup()`` loads models or opens stores once per worker.
-Stages never mutate their input and never import dask; the graph module schedules them.
+Two kinds of stage, one convention. A stage is a frozen dataclass whose fields are its typed
+config; it never changes after construction, so two threads of one worker can run two partitions
+through the same object. ``setup()`` returns a per-process *resource* (an index, a model, a store
+handle) that the caller passes back in. A ``RowStage`` decides each batch alone
+(``process(rows, resource)``); a ``CorpusStage`` needs the whole corpus: a per-partition ``map``,
+a corpus-wide ``reduce`` written against the ``Corpus`` operations, and a per-batch ``apply`` that
+receives the reduce's rows as an argument. Each returns a ``StageResult``: kept rows, ledger rows
+(reasons from the closed ``Reason`` set) and counters. Stages never mutate their input and never
+import dask; ``pipeline.graph`` schedules them.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -54,16 +61,121 @@ class StageResult:
     counters: dict[str, int] = field(default_factory=dict)
 
 
-class Stage(Protocol):
-    """What the graph module needs of a stage."""
+class RowStage(ABC):
+    """A stage that decides each batch of rows on its own.
 
-    name: str
+    A frozen dataclass whose fields are its configuration: it never changes after construction, so
+    one object may serve every thread of a worker at once. ``setup()`` loads what ``process`` needs
+    (an index, a model, a store handle) and returns it; the caller keeps that *resource* once per
+    process and passes it to every ``process`` call. A resource is read-only, or memoises pure
+    functions only. ``reads_content``: whether ``process`` reads file content (the store or the
+    ``content`` column); the stages before the first one that does are cheap selections (opt-out),
+    and corpus pre-passes see their output (``CorpusStage.reads``).
+    """
 
-    def setup(self) -> None:
-        """Load what the stage needs once per worker (models, indexes, store handles)."""
+    name: ClassVar[str]
+    reads_content: ClassVar[bool]
 
-    def process(self, table: pa.Table) -> StageResult:
+    def setup(self) -> Any:
+        """Load what ``process`` needs, once per process; returns it (None when there is nothing)."""
+        return None
+
+    @abstractmethod
+    def process(self, table: pa.Table, resource: Any) -> StageResult:
         """Split ``table`` into kept rows and ledger rows."""
+
+
+class CorpusStage(ABC):
+    """A stage whose decision about a file depends on other partitions: map, reduce, apply.
+
+    - ``map(rows, resource)``: per partition (``reads = "input"``: the partition's walk rows after
+      the flow's leading selection stages, before any content is read) or per batch of the rows
+      every row stage kept (``reads = "kept"``): the *keys* the corpus-wide step needs. The caller
+      adds ``bucket`` (the partition) and, for ``kept``, ``row`` (the row's position among the
+      partition's kept rows).
+    - ``reduce(keys)``: corpus-wide, written against the ``Corpus`` operations (shuffles, joins,
+      connected components) that the graph module runs on Dask. Returns the reduced rows, each with
+      its ``bucket`` (and ``row`` for ``kept``), and counters.
+    - ``apply(rows, resource, reduced)``: per batch, with the reduced rows of its partition as an
+      immutable argument. ``input`` stages sit in the row flow at their place and get every reduced
+      row of the partition; ``kept`` stages run after the row flow, in order, and get the reduced
+      rows of exactly this batch, ``row`` rebased to the batch (0 = its first row). A ``kept``
+      stage's reduced rows hold ``reason`` (null: kept) and ``detail``; its apply drops exactly the
+      rows with a reason, and a later ``kept`` stage's map keys never include them.
+    """
+
+    name: ClassVar[str]
+    reads: ClassVar[str]  # "input" or "kept"
+    key_schema: ClassVar[pa.Schema]  # what ``map`` returns (without ``bucket`` / ``row``)
+
+    def setup(self) -> Any:
+        """Load what ``map``, the reduce's functions and ``apply`` need, once per process."""
+        return None
+
+    @abstractmethod
+    def map(self, rows: pa.Table, resource: Any) -> pa.Table:
+        """The keys of ``rows`` (``key_schema``)."""
+
+    @abstractmethod
+    def reduce(self, keys: Corpus) -> Reduced:
+        """The corpus-wide step over every partition's keys."""
+
+    @abstractmethod
+    def apply(self, rows: pa.Table, resource: Any, reduced: pa.Table) -> StageResult:
+        """Split ``rows`` by what the reduce decided about them."""
+
+
+Stage = RowStage | CorpusStage
+
+#: A function over one piece of a ``Corpus``: an Arrow table and the stage's resource in, a table out.
+PieceFn = Callable[[pa.Table, Any], pa.Table]
+
+
+class Corpus(Protocol):
+    """A table spread over the cluster, and the operations a corpus stage's reduce may use on it.
+
+    The graph module implements it on Dask; stages never import dask. Functions given to ``map`` and
+    ``group`` run on the workers with the stage's resource; they must be module-level functions or
+    ``functools.partial`` of them (picklable) and depend only on their input.
+    """
+
+    def map(self, fn: PieceFn, schema: pa.Schema) -> Corpus:
+        """``fn`` on each piece, in place (no data moves). ``schema``: what ``fn`` returns."""
+
+    def group(self, key: str, fn: PieceFn, schema: pa.Schema) -> Corpus:
+        """Rows moved so that all rows with one ``key`` value are in one piece, then ``fn`` on each
+        piece (a piece may hold several keys; ``fn`` sees each key's rows whole)."""
+
+    def join(self, other: Corpus, on: str | Sequence[str], how: str = "inner") -> Corpus:
+        """Rows of both with equal ``on`` columns (``how``: inner or left); other columns must differ."""
+
+    def concat(self, other: Corpus) -> Corpus:
+        """The rows of both (same columns)."""
+
+    def components(self, a: str, b: str) -> tuple[Corpus, int]:
+        """Connected components of the edges ``(a, b)``: a ``(node, label)`` row per node, ``label``
+        the smallest node of its component; and the number of label rounds it took."""
+
+    def with_content(self, bucket: str, row: str, into: str) -> Corpus:
+        """Each row plus ``into``: the content of the kept row ``(bucket, row)`` (``kept`` stages only)."""
+
+    def persist(self) -> Corpus:
+        """Computed now and kept in the cluster's memory (for a result used more than once)."""
+
+    def count(self) -> int:
+        """The number of rows (computes)."""
+
+    def totals(self, columns: Sequence[str]) -> dict[str, int]:
+        """The sum of each integer column (computes)."""
+
+
+@dataclass(frozen=True)
+class Reduced:
+    """What a reduce returns: its rows (each with ``bucket``, and ``row`` for ``kept`` stages) and counters."""
+
+    rows: Corpus
+    schema: pa.Schema
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 def split(

@@ -12,37 +12,44 @@ import codecs
 import hashlib
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import charset_normalizer
 import pyarrow as pa
 
 from schemas import DECODED_SCHEMA
-from stages.base import Reason, StageResult, binary_array, binary_views, split
+from stages.base import Reason, RowStage, StageResult, binary_array, binary_views, split
 
 _BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
-class Decode:
-    """Decode stage: fetched rows (with ``data``) in, text rows (DECODED_SCHEMA) out."""
+class DecodeConfig:
+    """The ``[decode]`` section: a NUL byte within the first ``binary_probe_bytes`` marks a file binary."""
 
-    probe_bytes: int = 8192
-    name: str = "decode"
+    binary_probe_bytes: int = 8192
 
-    def setup(self) -> None:
-        """Nothing to load."""
 
-    def process(self, table: pa.Table) -> StageResult:
+@dataclass(frozen=True)
+class Decode(RowStage):
+    """Decode stage: fetched rows (with ``data``) in, text rows (DECODED_SCHEMA) out. No resource."""
+
+    config: DecodeConfig = field(default_factory=DecodeConfig)
+    name: ClassVar[str] = "decode"
+    reads_content: ClassVar[bool] = True
+
+    def process(self, table: pa.Table, resource: Any = None) -> StageResult:
         # views into the fetched buffer: no per-file copies of the content
         values = binary_views(table["data"])
         reasons: list[Reason | None] = [None] * table.num_rows
         details: list[str | None] = [None] * table.num_rows
         texts: list[bytes | memoryview] = []
         encodings: list[str] = []
+        probe = self.config.binary_probe_bytes
         for i, raw in enumerate(values):
-            if b"\x00" in bytes(raw[: self.probe_bytes]):
-                reasons[i], details[i] = Reason.BINARY, f"NUL byte in the first {self.probe_bytes} bytes"
+            if b"\x00" in bytes(raw[:probe]):
+                reasons[i], details[i] = Reason.BINARY, f"NUL byte in the first {probe} bytes"
                 continue
             if bytes(raw[: len(_BOM)]) != _BOM:
                 try:

@@ -11,32 +11,46 @@ import hashlib
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 from isal import isal_zlib  # gzip via Intel ISA-L: ~1.8x zlib's speed here
 
 from pipeline.content_store import ContentStore
-from stages.base import Reason, StageResult, binary_array, split
+from stages.base import Reason, RowStage, StageResult, binary_array, split
 
 _GZIP = 16 + zlib.MAX_WBITS
 
 
 @dataclass(frozen=True)
-class Fetch:
-    """Fetch stage: adds a ``data`` column (the original bytes) to walk rows."""
+class FetchConfig:
+    """The ``[fetch]`` section: files over ``max_file_bytes`` (The Stack v2: 10 MiB) are not fetched
+    (ledger: too_large)."""
+
+    max_file_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Fetch(RowStage):
+    """Fetch stage: adds a ``data`` column (the original bytes) to walk rows.
+
+    ``threads``: concurrent reads from a remote store (a local folder is read sequentially); an
+    execution setting, not part of the output's identity. ``storage_options``: fsspec options of
+    the store, as ``(key, value)`` pairs. The resource is the opened ``ContentStore``.
+    """
 
     store_url: str
-    max_bytes: int = 10 * 1024 * 1024
-    threads: int = 8  # concurrent reads from a remote store (a local folder is read sequentially)
-    storage_options: dict[str, Any] = field(default_factory=dict)
-    name: str = "fetch"
+    config: FetchConfig = field(default_factory=FetchConfig)
+    threads: int = 8
+    storage_options: tuple[tuple[str, Any], ...] = ()
+    name: ClassVar[str] = "fetch"
+    reads_content: ClassVar[bool] = True
 
-    def setup(self) -> None:
-        object.__setattr__(self, "_store", ContentStore(self.store_url, self.storage_options))
+    def setup(self) -> ContentStore:
+        return ContentStore(self.store_url, dict(self.storage_options))
 
-    def process(self, table: pa.Table) -> StageResult:
-        """Walk rows in (WALK_SCHEMA); the same rows with their bytes out (``data``, binary). Needs ``setup()``."""
+    def process(self, table: pa.Table, store: ContentStore) -> StageResult:
+        """Walk rows in (WALK_SCHEMA); the same rows with their bytes out (``data``, binary)."""
         status = table["status"].to_pylist()
         blob_ids = table["blob_id"].to_pylist()
         lengths = table["length"].to_pylist()
@@ -49,14 +63,14 @@ class Fetch:
             elif st != "visible":
                 reasons[i] = Reason.SKIPPED_CONTENT
                 details[i] = skip_reasons[i] or f"content status {st}"
-            elif lengths[i] is not None and lengths[i] > self.max_bytes:
-                reasons[i], details[i] = Reason.TOO_LARGE, f"{lengths[i]} bytes > {self.max_bytes}"
+            elif lengths[i] is not None and lengths[i] > self.config.max_file_bytes:
+                reasons[i], details[i] = Reason.TOO_LARGE, f"{lengths[i]} bytes > {self.config.max_file_bytes}"
         wanted = sorted({blob_ids[i] for i in range(len(reasons)) if reasons[i] is None})
-        if self._store.is_local or self.threads <= 1:  # type: ignore[attr-defined]
-            fetched = {sha1: self._fetch_one(sha1) for sha1 in wanted}
+        if store.is_local or self.threads <= 1:
+            fetched = {sha1: fetch_blob(store, sha1) for sha1 in wanted}
         else:  # object stores are latency-bound: overlap the requests
             with ThreadPoolExecutor(max_workers=self.threads) as pool:
-                fetched = dict(zip(wanted, pool.map(self._fetch_one, wanted), strict=True))
+                fetched = dict(zip(wanted, pool.map(lambda sha1: fetch_blob(store, sha1), wanted), strict=True))
         data: list[bytes | None] = [None] * table.num_rows
         for i, blob in enumerate(blob_ids):
             if reasons[i] is not None:
@@ -72,15 +86,16 @@ class Fetch:
         counters["bytes_fetched"] = sum(len(p) for p, _ in fetched.values() if p is not None)
         return StageResult(kept, dropped, counters)
 
-    def _fetch_one(self, sha1: str) -> tuple[bytes | None, str]:
-        """The verified bytes of one blob, or None and what went wrong."""
-        raw = self._store.get(sha1)  # type: ignore[attr-defined]
-        if raw is None:
-            return None, "missing"
-        try:
-            payload = isal_zlib.decompress(raw, _GZIP)
-        except (isal_zlib.error, zlib.error) as e:
-            return None, f"bad gzip: {e}"
-        if hashlib.sha1(payload).hexdigest() != sha1:
-            return None, "sha1 mismatch: the stored bytes do not hash to the blob id"
-        return payload, ""
+
+def fetch_blob(store: ContentStore, sha1: str) -> tuple[bytes | None, str]:
+    """The verified bytes of one blob, or None and what went wrong."""
+    raw = store.get(sha1)
+    if raw is None:
+        return None, "missing"
+    try:
+        payload = isal_zlib.decompress(raw, _GZIP)
+    except (isal_zlib.error, zlib.error) as e:
+        return None, f"bad gzip: {e}"
+    if hashlib.sha1(payload).hexdigest() != sha1:
+        return None, "sha1 mismatch: the stored bytes do not hash to the blob id"
+    return payload, ""

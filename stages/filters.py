@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stages.base import Reason, StageResult, binary_views, split
+from stages.base import Reason, RowStage, StageResult, binary_views, split
 from stages.language import first_lines
 
 #: StarCoder2's encoded-data patterns, run as one alternation, with one change: its base64 class
@@ -107,17 +108,15 @@ class FiltersConfig:
 
 
 @dataclass(frozen=True)
-class Filters:
+class Filters(RowStage):
     """Filters stage: rows with the language stage's columns in (LANGUAGE_SCHEMA, or a later schema such
     as CLASSIFIED_SCHEMA), the rows that pass out, with the same schema. Only drops rows."""
 
     config: FiltersConfig = field(default_factory=FiltersConfig)
-    name: str = "filters"
+    name: ClassVar[str] = "filters"
+    reads_content: ClassVar[bool] = True
 
-    def setup(self) -> None:
-        """Nothing to load."""
-
-    def process(self, table: pa.Table) -> StageResult:
+    def process(self, table: pa.Table, resource: Any = None) -> StageResult:
         """Drop the rows that fail a filter (reason: the first filter failed; detail: the value measured)."""
         c = self.config
         languages = table["language"].to_pylist()

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
 from pipeline.optout import Registry
-from stages.base import Reason, StageResult, split
+from stages.base import Reason, RowStage, StageResult, split
 
 
 @dataclass(frozen=True)
-class OptOut:
+class OptOut(RowStage):
     """Drops every file whose repository the ``registry`` names (ledger: ``opted_out``, detail: the
     entry that matched and its date). Runs first, on walk rows, so opted-out blobs are never read."""
 
     registry: Registry
-    name: str = "opt_out"
+    name: ClassVar[str] = "opt_out"
+    reads_content: ClassVar[bool] = False  # it decides on the repository alone, before any fetch
 
-    def setup(self) -> None:
-        """Nothing to load: the registry is indexed when built."""
-
-    def process(self, table: pa.Table) -> StageResult:
+    def process(self, table: pa.Table, resource: Any = None) -> StageResult:
         entries = self.registry.matches(table["origin_url"].to_pylist(), table["repo_name"].to_pylist())
         reasons = [None if e is None else Reason.OPTED_OUT for e in entries]
         details = [None if e is None else f"{e.target} ({e.date.isoformat()})" for e in entries]

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas import DECODED_SCHEMA, WALK_SCHEMA
-from stages.decode import Decode, decode_text, extension
+from stages.decode import Decode, DecodeConfig, decode_text, extension
 
 
 def _fetched(payloads: list[bytes], paths: list[str] | None = None) -> pa.Table:
@@ -30,7 +30,7 @@ def test_decode_utf8_latin1_bom_binary_and_row_columns() -> None:
         'def résumé(): return "façade, naïve, garçon"\n'
     )
     payloads = [b"print('hi')\n", b"\xef\xbb\xbfx = 1\n", latin.encode("latin-1"), b"\x7fELF\x00\x00\x01"]
-    result = Decode().process(_fetched(payloads, ["/a.py", "/b.py", "/c.py", "/bin/tool"]))
+    result = Decode().process(_fetched(payloads, ["/a.py", "/b.py", "/c.py", "/bin/tool"]), None)
     kept = result.kept
     assert kept.schema == DECODED_SCHEMA
     assert kept["content"].to_pylist() == ["print('hi')\n", "x = 1\n", latin]
@@ -45,8 +45,9 @@ def test_decode_utf8_latin1_bom_binary_and_row_columns() -> None:
 
 def test_nul_after_the_probe_window_is_not_binary() -> None:
     payload = b"a" * 100 + b"\x00"
-    assert Decode(probe_bytes=50).process(_fetched([payload])).kept.num_rows == 1
-    assert Decode(probe_bytes=200).process(_fetched([payload])).dropped["reason"].to_pylist() == ["binary"]
+    assert Decode(DecodeConfig(binary_probe_bytes=50)).process(_fetched([payload]), None).kept.num_rows == 1
+    wide = Decode(DecodeConfig(binary_probe_bytes=200))
+    assert wide.process(_fetched([payload]), None).dropped["reason"].to_pylist() == ["binary"]
 
 
 @given(st.text(min_size=0, max_size=200).filter(lambda s: "\x00" not in s and not s.startswith("\ufeff")))
@@ -70,6 +71,6 @@ def test_shift_jis_is_detected_and_converted() -> None:
 def test_undecodable_bytes_go_to_the_ledger() -> None:
     # bytes that are not UTF-8 and that no single-byte or multi-byte encoding explains as text
     payload = bytes(range(0x80, 0x100)) * 8 + b"\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0e\x0f" * 50
-    result = Decode().process(_fetched([payload]))
+    result = Decode().process(_fetched([payload]), None)
     assert result.kept.num_rows == 0
     assert result.dropped["reason"].to_pylist() == ["undecodable"]

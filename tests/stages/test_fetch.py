@@ -5,8 +5,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from pipeline.content_store import ContentStore
 from schemas import LEDGER_SCHEMA, WALK_SCHEMA
-from stages.fetch import Fetch
+from stages.fetch import Fetch, FetchConfig
 
 
 def _row(blob_id: str | None, status: str | None = "visible", length: int = 5, skip_reason: str | None = None):
@@ -35,12 +36,16 @@ def fetch(tmp_path: Path) -> Fetch:
         "2" * 40: gzip.compress(b"bytes of another blob"),
         "3" * 40: gzip.compress(b"truncated blob")[:-6],
     })
-    stage = Fetch(str(tmp_path), max_bytes=100, threads=2)
-    stage.setup()
-    return stage
+    return Fetch(str(tmp_path), config=FetchConfig(max_file_bytes=100), threads=2)
 
 
-def test_fetch_keeps_verified_bytes_and_ledgers_every_other_row(fetch: Fetch) -> None:
+@pytest.fixture
+def store(fetch: Fetch) -> ContentStore:
+    """The fetch stage's resource: its opened content store."""
+    return fetch.setup()
+
+
+def test_fetch_keeps_verified_bytes_and_ledgers_every_other_row(fetch: Fetch, store: ContentStore) -> None:
     good = hashlib.sha1(b"hello").hexdigest()
     rows = [
         _row(good),
@@ -53,7 +58,7 @@ def test_fetch_keeps_verified_bytes_and_ledgers_every_other_row(fetch: Fetch) ->
         _row("6" * 40, status="hidden"),
         _row("7" * 40, length=101),
     ]
-    result = fetch.process(pa.Table.from_pylist(rows, schema=WALK_SCHEMA))
+    result = fetch.process(pa.Table.from_pylist(rows, schema=WALK_SCHEMA), store)
     assert result.kept["data"].to_pylist() == [b"hello"]
     assert result.dropped.schema == LEDGER_SCHEMA
     got = dict(zip(result.dropped["blob_id"].to_pylist(), result.dropped["reason"].to_pylist(), strict=True))
@@ -71,10 +76,10 @@ def test_fetch_keeps_verified_bytes_and_ledgers_every_other_row(fetch: Fetch) ->
     assert set(result.dropped["stage"].to_pylist()) == {"fetch"}
 
 
-def test_fetch_does_not_mutate_its_input(fetch: Fetch) -> None:
+def test_fetch_does_not_mutate_its_input(fetch: Fetch, store: ContentStore) -> None:
     table = pa.Table.from_pylist([_row(hashlib.sha1(b"hello").hexdigest())], schema=WALK_SCHEMA)
     before = table.to_pylist()
-    fetch.process(table)
+    fetch.process(table, store)
     assert table.to_pylist() == before and "data" not in table.column_names
 
 
@@ -87,8 +92,9 @@ def test_fetch_through_fsspec_from_a_remote_style_store() -> None:
     for sha1, payload in blobs.items():
         fs.pipe(f"/remote-store/content/{sha1}", gzip.compress(payload))
     stage = Fetch("memory://remote-store", threads=4)
-    stage.setup()
+    remote = stage.setup()
+    assert not remote.is_local
     rows = [_row(sha1) for sha1 in blobs] + [_row("f" * 40)]
-    result = stage.process(pa.Table.from_pylist(rows, schema=WALK_SCHEMA))
+    result = stage.process(pa.Table.from_pylist(rows, schema=WALK_SCHEMA), remote)
     assert dict(zip(result.kept["blob_id"].to_pylist(), result.kept["data"].to_pylist(), strict=True)) == blobs
     assert result.dropped["reason"].to_pylist() == ["content_missing"]

@@ -35,7 +35,7 @@ def labelled(rows: list[tuple[str, str, str]], vendor: bool = False, generated: 
 def outcome(texts: list[str], language: str = "Python", config: FiltersConfig | None = None) -> list[str | None]:
     """The detail of each text's ledger row, or None when it is kept."""
     table = labelled([(f"/f{i}.py", t, language) for i, t in enumerate(texts)])
-    result = Filters(config or FiltersConfig()).process(table)
+    result = Filters(config or FiltersConfig()).process(table, None)
     assert result.kept.schema == LANGUAGE_SCHEMA
     assert result.counters["in"] == result.counters["kept"] + result.dropped.num_rows == len(texts)
     details = dict(zip(result.dropped["path"].to_pylist(), result.dropped["detail"].to_pylist(), strict=True))
@@ -181,17 +181,17 @@ def test_generated_markers_in_the_first_five_lines() -> None:
 
 def test_enry_flags_generated_and_vendored() -> None:
     text = lines_of(30, 10)
-    generated = Filters().process(labelled([("/a.py", text, "Python")], generated=True))
+    generated = Filters().process(labelled([("/a.py", text, "Python")], generated=True), None)
     assert generated.dropped["detail"].to_pylist() == ["enry is_generated"]
     vendored = labelled([("/vendor/a.py", text, "Python")], vendor=True)
-    assert Filters().process(vendored).dropped["reason"].to_pylist() == ["vendored"]
-    kept = Filters(FiltersConfig(vendored="keep")).process(vendored).kept
+    assert Filters().process(vendored, None).dropped["reason"].to_pylist() == ["vendored"]
+    kept = Filters(FiltersConfig(vendored="keep")).process(vendored, None).kept
     assert kept["is_vendor"].to_pylist() == [True]
 
 
 def test_ledger_and_counters() -> None:
     table = labelled([("/a.py", lines_of(20, 5), "Python"), ("/b.py", "", "Python"), ("/c.py", lines_of(101, 3), "C")])
-    result = Filters().process(table)
+    result = Filters().process(table, None)
     assert result.counters == {"in": 3, "kept": 1, "long_lines": 1, "low_alphabetic": 1}
     assert result.dropped["stage"].to_pylist() == ["filters", "filters"]
     assert result.dropped["path"].to_pylist() == ["/b.py", "/c.py"]
@@ -199,15 +199,16 @@ def test_ledger_and_counters() -> None:
 
 
 def test_no_row_to_filter() -> None:
-    result = Filters().process(labelled([]))
+    result = Filters().process(labelled([]), None)
     assert result.kept.num_rows == 0 and result.counters == {"in": 0, "kept": 0}
 
 
 def test_real_code_passes() -> None:
     paths = sorted(STDLIB.glob("*.py"))
     files = [("/" + p.name, p.read_bytes()) for p in paths]
-    table = Language(LanguageConfig(guesslang=False)).process(decoded(files)).kept
-    result = Filters().process(table)
+    language = Language(LanguageConfig(guesslang=False))
+    table = language.process(decoded(files), language.setup()).kept
+    result = Filters().process(table, None)
     assert result.counters["kept"] >= 0.95 * len(paths)
     assert set(result.dropped["reason"].to_pylist()) <= {"auto_generated"}  # token.py, keyword.py ...
 

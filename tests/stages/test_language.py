@@ -66,22 +66,26 @@ def decoded(files: list[tuple[str, bytes]]) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def stage() -> Language:
-    """The default stage (guesslang on), its model loaded once for the module."""
-    language = Language()
-    language.setup()
-    return language
+    """The default stage (guesslang on)."""
+    return Language()
 
 
 @pytest.fixture(scope="module")
 def labeller() -> Language:
     """Keeps everything (unknown and prose too), so every row comes back labelled."""
-    language = Language(LanguageConfig(keep_unknown=True, exclude_types=()))
-    language.setup()
-    return language
+    return Language(LanguageConfig(keep_unknown=True, exclude_types=()))
 
 
-def label(stage: Language, files: list[tuple[str, bytes]]) -> list[tuple[str, str]]:
-    kept = stage.process(decoded(files)).kept
+@pytest.fixture(scope="module")
+def model_dir(stage: Language, labeller: Language) -> Path:
+    """The resource of both stages (guesslang on): guesslang's model folder, found once for the module."""
+    found = stage.setup()
+    assert isinstance(found, Path) and found == labeller.setup()
+    return found
+
+
+def label(stage: Language, files: list[tuple[str, bytes]], model_dir: Path | None) -> list[tuple[str, str]]:
+    kept = stage.process(decoded(files), model_dir).kept
     assert kept.num_rows == len(files)
     return list(zip(kept["language"].to_pylist(), kept["language_source"].to_pylist(), strict=True))
 
@@ -90,7 +94,7 @@ def source(module: object) -> bytes:
     return inspect.getsource(module).encode()
 
 
-def test_each_rule_and_the_output_schema(labeller: Language) -> None:
+def test_each_rule_and_the_output_schema(labeller: Language, model_dir: Path) -> None:
     files = [
         ("/pkg/textwrap.py", source(textwrap)),  # extension
         ("/Makefile", b"all:\n\tcc -o main main.c\n"),  # filename
@@ -99,7 +103,7 @@ def test_each_rule_and_the_output_schema(labeller: Language) -> None:
         ("/conf/site.settings", b'<?xml version="1.0"?>\n<site name="x"/>\n'),  # XML declaration
         ("/tools/decoder", source(json.decoder)),  # no rule: guesslang
     ]
-    result = labeller.process(decoded(files))
+    result = labeller.process(decoded(files), model_dir)
     assert result.kept.schema == LANGUAGE_SCHEMA
     assert result.counters == {"in": 6, "kept": 6, "guesslang_files": 1, "guesslang_decided": 1}
     labels = zip(result.kept["language"].to_pylist(), result.kept["language_source"].to_pylist(), strict=True)
@@ -130,7 +134,7 @@ def test_enry_rules_agree_with_enry_get_language() -> None:
 
 
 @pytest.mark.skipif(not (C_HEADER.exists() and CXX_HEADERS), reason="needs /usr/include's C and C++ headers")
-def test_h_is_c_or_cxx_by_heuristics(labeller: Language) -> None:
+def test_h_is_c_or_cxx_by_heuristics(labeller: Language, model_dir: Path) -> None:
     cxx = CXX_HEADERS[0].read_bytes()  # libstdc++'s, which says "-*- C++ -*-" on its first line
     without_modeline = cxx.replace(b"-*- C++ -*-", b"")
     files = [
@@ -139,7 +143,7 @@ def test_h_is_c_or_cxx_by_heuristics(labeller: Language) -> None:
         ("/include/vector", cxx),
         ("/include/vector_impl", without_modeline),
     ]
-    assert label(labeller, files) == [
+    assert label(labeller, files, model_dir) == [
         ("C", "heuristics"),
         ("C++", "heuristics"),
         ("C++", "modeline"),
@@ -148,10 +152,10 @@ def test_h_is_c_or_cxx_by_heuristics(labeller: Language) -> None:
 
 
 @pytest.mark.skipif(not OBJC_SOURCE.exists(), reason="needs CMake's Objective-C probe source")
-def test_m_is_objective_c_or_matlab(labeller: Language) -> None:
+def test_m_is_objective_c_or_matlab(labeller: Language, model_dir: Path) -> None:
     objc = OBJC_SOURCE.read_bytes()
     assert detect("abi.m", objc)[:2] == (None, "none")  # no heuristic decides: the candidates go on
-    (objc_label, matlab_label) = label(labeller, [("/src/abi.m", objc), ("/src/average.m", MATLAB)])
+    (objc_label, matlab_label) = label(labeller, [("/src/abi.m", objc), ("/src/average.m", MATLAB)], model_dir)
     assert objc_label[0] == "Objective-C" and objc_label[1] in ("guesslang", "classifier")
     assert matlab_label == ("MATLAB", "heuristics")
 
@@ -160,62 +164,63 @@ LOCALES = sorted(PERL.glob("*/Unicode/Collate/Locale/*.pl"))[:40]
 
 
 @pytest.mark.skipif(len(LOCALES) < 40, reason="needs Perl's Unicode::Collate locale tables")
-def test_guesslang_chooses_among_candidates_better_than_the_classifier(labeller: Language) -> None:
+def test_guesslang_chooses_among_candidates_better_than_the_classifier(labeller: Language, model_dir: Path) -> None:
     # Perl's collation tables match none of Linguist's .pl heuristics (Perl, Prolog or Raku):
     # go-enry's classifier calls most of them Prolog
     files = [(f"/Locale/{path.name}", path.read_bytes()) for path in LOCALES]
     assert all(detect(path.name, data)[2] for path, (_, data) in zip(LOCALES, files, strict=True))
     without = Language(LanguageConfig(guesslang=False, keep_unknown=True, exclude_types=()))
-    enry_only = label(without, files)
-    with_guesslang = label(labeller, files)
+    enry_only = label(without, files, without.setup())
+    with_guesslang = label(labeller, files, model_dir)
     assert sum(lang == "Perl" for lang, _ in enry_only) < 10  # 4 here
     assert sum(lang == "Perl" for lang, _ in with_guesslang) >= 30  # 34 here
     assert {src for _, src in with_guesslang} <= {"guesslang", "classifier"}
 
 
-def test_guesslang_labels_extensionless_code(stage: Language) -> None:
+def test_guesslang_labels_extensionless_code(stage: Language, model_dir: Path) -> None:
     files = [("/scripts/wrap", source(textwrap))]
     if GO_SOURCE.exists():
         files.append(("/cmd/client", GO_SOURCE.read_bytes()))
-    result = stage.process(decoded(files))
+    result = stage.process(decoded(files), model_dir)
     assert result.kept["language"].to_pylist() == ["Python", "Go"][: len(files)]
     assert set(result.kept["language_source"].to_pylist()) == {"guesslang"}
     assert result.counters["guesslang_files"] == result.counters["guesslang_decided"] == len(files)
 
 
-def test_guesslang_off_or_unsure_leaves_unknown(stage: Language) -> None:
+def test_guesslang_off_or_unsure_leaves_unknown(stage: Language, model_dir: Path) -> None:
     files = [("/scripts/wrap", source(textwrap)), ("/VERSION", b"1.2.3\n")]
     off = Language(LanguageConfig(guesslang=False))
-    result = off.process(decoded(files))
+    assert off.setup() is None  # no fallback: nothing to load
+    result = off.process(decoded(files), None)
     assert result.kept.num_rows == 0
     assert result.dropped["reason"].to_pylist() == ["unknown_language"] * 2
     assert result.counters == {"in": 2, "kept": 0, "unknown_language": 2, "guesslang_files": 0, "guesslang_decided": 0}
-    unsure = stage.process(decoded(files[1:]))  # too little text for the model to be sure
+    unsure = stage.process(decoded(files[1:]), model_dir)  # too little text for the model to be sure
     assert unsure.dropped["detail"].to_pylist()[0].startswith("no rule matched; guesslang ")
     assert unsure.counters["guesslang_files"] == 1 and unsure.counters["guesslang_decided"] == 0
 
 
-def test_documentation_is_not_sent_to_guesslang(stage: Language) -> None:
+def test_documentation_is_not_sent_to_guesslang(stage: Language, model_dir: Path) -> None:
     # enry calls README documentation: no language for it, even if its text looks like code
-    result = stage.process(decoded([("/README", source(textwrap))]))
+    result = stage.process(decoded([("/README", source(textwrap))]), model_dir)
     assert result.counters["guesslang_files"] == 0
     assert result.dropped["reason"].to_pylist() == ["unknown_language"]
 
 
-def test_kept_set_excludes_prose_and_keeps_code_markup_and_data(stage: Language) -> None:
+def test_kept_set_excludes_prose_and_keeps_code_markup_and_data(stage: Language, model_dir: Path) -> None:
     config = LanguageConfig()
     assert all(config.keeps(name) for name in ("Python", "C++", "HTML", "TeX", "JSON", "YAML", "Roff Manpage", "CSV"))
     assert not any(config.keeps(name) for name in ("Markdown", "Text", "reStructuredText", "AsciiDoc", "Org"))
     files = [("/README.md", b"# Title\n\nSome words.\n"), ("/LICENSE", b"Permission is hereby granted\n"),
              ("/a.json", b'{"a": 1}\n')]
-    result = stage.process(decoded(files))
+    result = stage.process(decoded(files), model_dir)
     assert result.kept["path"].to_pylist() == ["/a.json"]
     assert result.dropped["reason"].to_pylist() == ["excluded_language"] * 2
     assert result.dropped["detail"].to_pylist() == ["Markdown", "Text"]
     only = Language(LanguageConfig(guesslang=False, languages=("JSON",)))
-    assert only.process(decoded(files)).kept["path"].to_pylist() == ["/a.json"]
+    assert only.process(decoded(files), only.setup()).kept["path"].to_pylist() == ["/a.json"]
     no_data = Language(LanguageConfig(guesslang=False, exclude_languages=("JSON",)))
-    assert no_data.process(decoded(files)).counters["excluded_language"] == 3
+    assert no_data.process(decoded(files), no_data.setup()).counters["excluded_language"] == 3
 
 
 def test_guesslang_labels_are_linguist_names() -> None:
@@ -225,7 +230,7 @@ def test_guesslang_labels_are_linguist_names() -> None:
             assert language_type(name) in ("programming", "markup", "data", "prose"), name
 
 
-def test_bad_input(labeller: Language) -> None:
+def test_bad_input(labeller: Language, model_dir: Path) -> None:
     replacement = "x = '\ufffd\ufffd'  # bytes that were not UTF-8\n".encode()
     files = [
         ("/empty.py", b""),
@@ -236,8 +241,8 @@ def test_bad_input(labeller: Language) -> None:
         ("/run", b"#!/bin/sh\necho hi\n"),
         ("/d\u00e9j\u00e0/\u00e9t\u00e9.py", b"pass\n"),
     ]
-    result = labeller.process(decoded(files))
-    assert label(labeller, files) == [
+    result = labeller.process(decoded(files), model_dir)
+    assert label(labeller, files, model_dir) == [
         ("Python", "extension"),
         ("unknown", "none"),
         ("unknown", "none"),
@@ -249,23 +254,23 @@ def test_bad_input(labeller: Language) -> None:
     assert result.counters["guesslang_files"] == 1  # only the replacement characters: not blank, not named
 
 
-def test_a_50_mb_single_line_is_quick(stage: Language) -> None:
+def test_a_50_mb_single_line_is_quick(stage: Language, model_dir: Path) -> None:
     line = b"var a=" + b"x" * 50_000_000 + b";"
     start = time.process_time()
-    result = stage.process(decoded([("/dist/app.min.js", line)]))
+    result = stage.process(decoded([("/dist/app.min.js", line)]), model_dir)
     assert time.process_time() - start < 10
     assert result.kept["language"].to_pylist() == ["JavaScript"]
     assert result.kept["is_generated"].to_pylist() == [True]  # minified: enry's is_generated
 
 
-def test_vendor_and_generated_flags(labeller: Language) -> None:
+def test_vendor_and_generated_flags(labeller: Language, model_dir: Path) -> None:
     files = [
         ("/node_modules/left-pad/index.js", b"module.exports = 1;\n"),
         ("/Dependencies/zlib/inflate.c", b"int x;\n"),  # enry's patterns expect paths without the leading /
         ("/src/main.c", b"int main(void) { return 0; }\n"),
         ("/package-lock.json", b"{}\n"),
     ]
-    kept = labeller.process(decoded(files)).kept
+    kept = labeller.process(decoded(files), model_dir).kept
     assert kept["is_vendor"].to_pylist() == [True, True, False, False]
     assert kept["is_generated"].to_pylist() == [True, False, False, True]
 
@@ -281,9 +286,12 @@ def test_config_is_checked() -> None:
         LanguageConfig(guesslang_batch=0)
 
 
-def test_process_needs_setup_when_guesslang_is_on() -> None:
+def test_process_needs_the_model_dir_when_guesslang_is_on() -> None:
+    # a file only guesslang can label, and no model folder (setup()'s resource) passed in
     with pytest.raises(RuntimeError, match="setup"):
-        Language().process(decoded([("/tools/decoder", source(json.decoder))]))
+        Language().process(decoded([("/tools/decoder", source(json.decoder))]), None)
+    # files enry decides alone never need it
+    assert Language().process(decoded([("/a.py", b"pass\n")]), None).kept.num_rows == 1
 
 
 @pytest.mark.parametrize(

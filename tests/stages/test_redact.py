@@ -1,11 +1,12 @@
 import hashlib
 import time
+from typing import Any
 
 import pyarrow as pa
 import pytest
 
 from schemas import DECODED_SCHEMA, with_pii
-from stages.redact import PRIVATE_IPV4, Redact, private_address
+from stages.redact import PRIVATE_IPV4, Redact, RedactConfig, private_address
 
 # Fake secrets of the real shapes (made up here; none is live).
 AWS_ID = "AKIAQX5E7PLMNB3KT2RW"
@@ -29,9 +30,13 @@ PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAzq8xK2mP4vN7bR1tY5wL9cH
 
 @pytest.fixture(scope="module")
 def redact() -> Redact:
-    stage = Redact()
-    stage.setup()
-    return stage
+    return Redact()
+
+
+@pytest.fixture(scope="module")
+def plugins(redact: Redact) -> dict[str, Any]:
+    """The stage's resource: detect-secrets' plugins, built once for the module."""
+    return redact.setup()
 
 
 @pytest.mark.parametrize(
@@ -58,27 +63,29 @@ def redact() -> Redact:
         ("/AUTHORS", "Jane Q. Developer <jane.developer@corp-mail.io>", "jane.developer@corp-mail.io", "<EMAIL>"),
     ],
 )
-def test_each_kind_is_replaced_by_its_tag(redact: Redact, path: str, line: str, secret: str, tag: str) -> None:
+def test_each_kind_is_replaced_by_its_tag(
+    redact: Redact, plugins: dict[str, Any], path: str, line: str, secret: str, tag: str
+) -> None:
     text = f"# header\n{line}\nprint('done')\n"
-    out, counts = redact.redact(text, path)
+    out, counts = redact.redact(text, path, plugins)
     assert secret not in out
     assert tag in out
     assert out.startswith("# header\n") and out.endswith("print('done')\n")
 
 
-def test_pem_private_key_block_is_removed_whole(redact: Redact) -> None:
+def test_pem_private_key_block_is_removed_whole(redact: Redact, plugins: dict[str, Any]) -> None:
     text = f'KEY = """\n{PEM}\n"""\n'
-    out, counts = redact.redact(text, "/k.py")
+    out, counts = redact.redact(text, "/k.py", plugins)
     assert out == 'KEY = """\n<KEY>\n"""\n'
     assert counts["key"] == 1
     escaped = PEM.replace("\n", "\\n")  # as in a GCP service-account JSON file
-    out, _ = redact.redact(f'{{"private_key": "{escaped}\\n"}}', "/sa.json")
+    out, _ = redact.redact(f'{{"private_key": "{escaped}\\n"}}', "/sa.json", plugins)
     assert "MIIEow" not in out and "<KEY>" in out
 
 
-def test_same_value_same_replacement_and_ip_mapping(redact: Redact) -> None:
+def test_same_value_same_replacement_and_ip_mapping(redact: Redact, plugins: dict[str, Any]) -> None:
     text = "server 93.184.216.34\nbackup 93.184.216.34\nother 151.101.1.69\nlocal 192.168.1.10\ndns 8.8.8.8\n"
-    out, counts = redact.redact(text, "/hosts.conf")
+    out, counts = redact.redact(text, "/hosts.conf", plugins)
     first = private_address("93.184.216.34")
     assert first in PRIVATE_IPV4
     assert out.count(first) >= 2
@@ -88,13 +95,14 @@ def test_same_value_same_replacement_and_ip_mapping(redact: Redact) -> None:
     assert private_address("93.184.216.34") == first  # deterministic across calls
 
 
-def test_ipv6_public_redacted_private_and_docs_kept(redact: Redact) -> None:
-    out, _ = redact.redact("a = '2a00:1450:4001:81d::200e'\nb = '2001:db8::1'\nc = 'fe80::1'\nd = '::1'\n", "/n.py")
+def test_ipv6_public_redacted_private_and_docs_kept(redact: Redact, plugins: dict[str, Any]) -> None:
+    text = "a = '2a00:1450:4001:81d::200e'\nb = '2001:db8::1'\nc = 'fe80::1'\nd = '::1'\n"
+    out, _ = redact.redact(text, "/n.py", plugins)
     assert "2a00:1450:4001:81d::200e" not in out
     assert "2001:db8::1" in out and "fe80::1" in out and "'::1'" in out
 
 
-def test_ordinary_code_is_left_alone(redact: Redact) -> None:
+def test_ordinary_code_is_left_alone(redact: Redact, plugins: dict[str, Any]) -> None:
     text = "\n".join([
         'sha = "da39a3ee5e6b4b0d3255bfef95601890afd80709"',  # git SHA / SHA-1
         'digest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"',  # SHA-256
@@ -128,19 +136,19 @@ def test_ordinary_code_is_left_alone(redact: Redact) -> None:
         "AWS_SECRET_ACCESS_KEY = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'",
         "# Auth token (SKxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx)",
     ]) + "\n"
-    out, counts = redact.redact(text, "/code.py")
+    out, counts = redact.redact(text, "/code.py", plugins)
     assert out == text, [a for a, b in zip(text.splitlines(), out.splitlines(), strict=True) if a != b]
     assert sum(counts.values()) == 0
 
 
-def test_lock_files_keep_their_hashes(redact: Redact) -> None:
+def test_lock_files_keep_their_hashes(redact: Redact, plugins: dict[str, Any]) -> None:
     text = '"resolved": "https://r.example.org/x.tgz",\n"shasum": "Zq8xK2mP4vN7bR1tY5wL9cH3jF6dS0aG2eU4Zq8x"\n'
-    assert redact.redact(text, "/package-lock.json")[0] == text
+    assert redact.redact(text, "/package-lock.json", plugins)[0] == text
 
 
-def test_crlf_and_non_ascii(redact: Redact) -> None:
+def test_crlf_and_non_ascii(redact: Redact, plugins: dict[str, Any]) -> None:
     text = "# Привет, мир — ünïcödé\r\npassword = \"Tr0ub4dor&3xK\"\r\nemail = 'jörg.müller@firma-beispiel.de'\r\n"
-    out, counts = redact.redact(text, "/s.py")
+    out, counts = redact.redact(text, "/s.py", plugins)
     assert "Tr0ub4dor&3xK" not in out and out.count("\r\n") == 3 and "Привет" in out
     assert counts["password"] == 1
 
@@ -162,12 +170,12 @@ def test_crlf_and_non_ascii(redact: Redact) -> None:
     ],
     ids=["letters", "at", "dots", "colons", "hexcolons", "basicauth", "pem", "keyword", "base64", "jwt", "minified"],
 )
-def test_pathological_input_takes_bounded_time(redact: Redact, text: str) -> None:
+def test_pathological_input_takes_bounded_time(redact: Redact, plugins: dict[str, Any], text: str) -> None:
     table = _rows([text])
     start = time.perf_counter()
-    result = redact.process(table)
+    result = redact.process(table, plugins)
     elapsed = time.perf_counter() - start
-    budget = redact.time_budget_s + redact.time_budget_s_per_mb * len(text) / 1e6
+    budget = redact.config.time_budget_s + redact.config.time_budget_s_per_mb * len(text) / 1e6
     assert elapsed < budget + 5  # the budget, plus the one detector call in flight when it ran out
     assert result.kept.num_rows + result.dropped.num_rows == 1
     if result.dropped.num_rows:
@@ -175,9 +183,8 @@ def test_pathological_input_takes_bounded_time(redact: Redact, text: str) -> Non
 
 
 def test_a_file_over_its_budget_goes_to_the_ledger_without_its_values() -> None:
-    stage = Redact(time_budget_s=1e-9, time_budget_s_per_mb=1e-9)
-    stage.setup()
-    result = stage.process(_rows([f'password = "Tr0ub4dor&3xK"\nkey = "{AWS_ID}"\n']))
+    stage = Redact(RedactConfig(time_budget_s=1e-9, time_budget_s_per_mb=1e-9))
+    result = stage.process(_rows([f'password = "Tr0ub4dor&3xK"\nkey = "{AWS_ID}"\n']), stage.setup())
     assert result.kept.num_rows == 0
     assert result.dropped.select(["reason", "detail"]).to_pylist() == [
         {"reason": "redaction_failed", "detail": "time budget exceeded"}
@@ -185,9 +192,9 @@ def test_a_file_over_its_budget_goes_to_the_ledger_without_its_values() -> None:
     assert "Tr0ub4dor" not in str(result.dropped.to_pylist()) and AWS_ID not in str(result.counters)
 
 
-def test_process_fills_pii_and_recomputes_hash(redact: Redact) -> None:
+def test_process_fills_pii_and_recomputes_hash(redact: Redact, plugins: dict[str, Any]) -> None:
     texts = [f'k = "{AWS_ID}"\nmail = "bob.smith@acme-corp.net"\n', "print('clean')\n"]
-    result = redact.process(_rows(texts))
+    result = redact.process(_rows(texts), plugins)
     assert result.kept.schema == with_pii(DECODED_SCHEMA)
     rows = result.kept.to_pylist()
     assert rows[0]["pii"] == [{"kind": "email", "count": 1}, {"kind": "key", "count": 1}]

@@ -1,0 +1,38 @@
+"""The flow: every stage of a build, in order, built from the config (one explicit list)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config import Config
+from pipeline.optout import Registry
+from stages.base import Stage
+from stages.decode import Decode
+from stages.dedup import ExactDedup, NearDedup
+from stages.fetch import Fetch
+from stages.filters import Filters
+from stages.language import Language
+from stages.license import License
+from stages.optout import OptOut
+from stages.redact import Redact
+
+
+def build_flow(store_url: str, config: Config, registry: Registry | None = None,
+               license_cache: Path | None = None) -> list[Stage]:
+    """The stages of a build in the order of the flow. ``registry``: the effective opt-out registry
+    (the stage is left out when it has no entry); ``license_cache``: the folder of ScanCode results
+    kept across versions."""
+    fetch = Fetch(store_url, config.fetch, threads=config.execution.fetch_threads)
+    decode = Decode(config.decode)
+    flow: list[Stage] = [OptOut(registry)] if registry is not None and len(registry) else []
+    flow += [
+        fetch,
+        decode,
+        Language(config.language),
+        License(config.license, str(license_cache) if license_cache else None, reader=(fetch, decode)),
+        Filters(config.filters),
+    ]
+    if config.redact.enabled:
+        flow.append(Redact(config.redact))
+    flow += [ExactDedup(), NearDedup(config.dedup)]
+    return flow

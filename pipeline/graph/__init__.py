@@ -1,0 +1,221 @@
+"""The Dask graph: the only package that imports dask.
+
+``build`` wires any flow of stages (``stages.base``) in the order given:
+
+1. the walk (``export_walk``): one row per file, in partitions of whole origins (``bucket``);
+2. each corpus stage that reads the input: its map over each partition's walk rows (after the
+   flow's leading selection stages), its reduce on the cluster (``corpus.DaskCorpus``), its reduced
+   rows written per partition;
+3. the row flow per partition (``pipeline.partition.process_partition``): row stages, and those
+   corpus stages' apply at their place, with the partition's reduced rows as an argument;
+4. each corpus stage that reads the kept rows, in order: its reduce over the keys its map left for
+   every kept row (less the rows an earlier such stage dropped), its reduced rows written per partition;
+5. per partition, those stages' apply and the shards (``pipeline.partition.finalize_partition``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.dataframe as dd
+import pandas as pd
+import pyarrow as pa
+import xxhash
+from dask.distributed import Client
+
+from manifests.reports import BuildReport, PartitionReport, WriteReport
+from pipeline.config import Config
+from pipeline.graph.cluster import dask_client, give_back_memory, run_with_bar, to_arrow, to_pandas
+from pipeline.graph.corpus import CorpusContext, DaskCorpus, meta
+from pipeline.graph.export_walk import Walk
+from pipeline.orc import Export
+from pipeline.partition import (
+    WORK,
+    finalize_partition,
+    keys_schema,
+    process_partition,
+    read_reduced,
+    reads_kept,
+    with_address,
+)
+from pipeline.resources import resource
+from schemas import WALK_SCHEMA
+from stages.base import CorpusStage, RowStage, Stage
+
+__all__ = ["build", "check_flow", "dask_client"]
+
+
+def check_flow(flow: Sequence[Stage]) -> None:
+    """Raise ValueError unless every stage is a row or a corpus stage, names are distinct, and the
+    corpus stages that read kept rows come after every other stage."""
+    names = [s.name for s in flow]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage names repeat in the flow: {names}")
+    seen_kept = False
+    for stage in flow:
+        if not isinstance(stage, RowStage | CorpusStage):
+            raise ValueError(f"{stage!r} is neither a RowStage nor a CorpusStage")
+        if isinstance(stage, CorpusStage) and stage.reads not in ("input", "kept"):
+            raise ValueError(f"{stage.name}: reads must be 'input' or 'kept', not {stage.reads!r}")
+        if reads_kept(stage):
+            seen_kept = True
+        elif seen_kept:
+            raise ValueError(f"{stage.name} comes after a corpus stage that reads kept rows")
+
+
+def selection_stages(flow: Sequence[Stage]) -> list[RowStage]:
+    """The row stages at the head of the flow that decide without reading content (opt-out): what a
+    corpus stage that reads the input sees has been through them."""
+    out = []
+    for stage in flow:
+        if not isinstance(stage, RowStage) or stage.reads_content:
+            break
+        out.append(stage)
+    return out
+
+
+def _bucket(df: pd.DataFrame, nbuckets: int) -> pd.DataFrame:
+    buckets = [xxhash.xxh64_intdigest(url.encode()) % nbuckets for url in df["origin_url"]]
+    return df.assign(bucket=pd.Series(buckets, index=df.index, dtype="int64"))
+
+
+def _partitions(df: pd.DataFrame) -> list[tuple[int, pa.Table]]:
+    """The walk rows of each partition (bucket) in a Dask piece, in bucket order."""
+    return [(int(b), to_arrow(group.drop(columns=["bucket"])).cast(WALK_SCHEMA))
+            for b, group in sorted(df.groupby("bucket", sort=True), key=lambda kv: kv[0])]
+
+
+def _input_keys(df: pd.DataFrame, stage: CorpusStage, selection: Sequence[RowStage]) -> pd.DataFrame:
+    """A corpus stage's map over each partition in this piece (after the selection stages), with ``bucket``."""
+    out = []
+    for bucket, table in _partitions(df):
+        for selector in selection:
+            table = selector.process(table, resource(selector)).kept
+        out.append(with_address(stage.map(table, resource(stage)), bucket, None))
+    schema = pa.schema([pa.field("bucket", pa.int32()), *stage.key_schema])
+    return to_pandas(pa.concat_tables(out).cast(schema) if out else schema.empty_table())
+
+
+def _process_buckets(df: pd.DataFrame, flow: Sequence[Stage], staging: str, config: Config,
+                     schemas: dict[str, pa.Schema]) -> list[PartitionReport]:
+    reports = []
+    work = Path(staging) / WORK
+    for bucket, table in _partitions(df):
+        reduced = {name: read_reduced(work, name, bucket, schema) for name, schema in schemas.items()}
+        reports.append(process_partition(table, bucket, flow, Path(staging), config.output, reduced,
+                                         config.execution.checkpoint))
+        give_back_memory()
+    return reports
+
+
+def _finalize(bucket: int, staging: str, after: Sequence[CorpusStage], schemas: dict[str, pa.Schema],
+              config: Config) -> WriteReport:
+    work = Path(staging) / WORK
+    reduced = {s.name: read_reduced(work, s.name, bucket, schemas[s.name]) for s in after}
+    report = finalize_partition(bucket, Path(staging), after, reduced, config.output)
+    give_back_memory()
+    return report
+
+
+def _write_reduced(rows: Any, work: Path, stage: str) -> None:
+    """A reduce's rows (a ``DaskCorpus``), one folder per partition (``reduced/<stage>/bucket=N``)."""
+    rows.frame.to_parquet(str(work / "reduced" / stage), partition_on=["bucket"], write_index=False)
+
+
+def _counters_line(counters: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counters.items() if v) or "nothing to do"
+
+
+def build(
+    export: Export,
+    flow: Sequence[Stage],
+    staging: Path,
+    config: Config,
+    client: Client,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr),
+    reuse: dict[int, PartitionReport] | None = None,
+    as_of: dt.datetime | None = None,
+) -> BuildReport:
+    """Walk ``export``, run ``flow`` over every file, and write shards under ``staging``.
+
+    ``reuse``: the reports of partitions an interrupted run already finished (checked
+    checkpoints); their row flow is not run again.
+    """
+    check_flow(flow)
+    reuse = dict(reuse or {})
+    work = staging / WORK
+    context = CorpusContext(str(work / "rows"), log, config.execution.components_partition_edges)
+    walker = Walk(export, config, log, as_of)
+    rows = walker.files().persist()
+    n_files, total_bytes = dask.compute(rows.shape[0], rows.length.sum())
+    n_files, total_bytes = int(n_files), int(total_bytes or 0)
+    nbuckets = max(1, math.ceil(total_bytes / config.output.partition_bytes))
+    report = BuildReport(walker.report)
+    walker.report.files, walker.report.content_bytes, walker.report.partitions = n_files, total_bytes, nbuckets
+    log(f"walk: {n_files} files, {total_bytes / 1e6:.1f} MB of content, {nbuckets} partition(s)")
+    if n_files == 0:
+        return report
+    reuse = {b: r for b, r in reuse.items() if b < nbuckets}
+    if reuse:
+        log(f"resume: reusing {len(reuse)} of {nbuckets} partition(s) finished by the interrupted run")
+    bucketed = rows.map_partitions(_bucket, nbuckets, meta=_bucket(rows._meta, 1))
+    if reuse:
+        bucketed = bucketed[~bucketed.bucket.isin(sorted(reuse))]
+    todo = bucketed.shuffle("bucket", npartitions=max(1, nbuckets - len(reuse))).persist()
+    before = [s for s in flow if isinstance(s, CorpusStage) and not reads_kept(s)]
+    after = [s for s in flow if isinstance(s, CorpusStage) and reads_kept(s)]
+
+    schemas: dict[str, pa.Schema] = {}
+    if len(reuse) < nbuckets:
+        selection = selection_stages(flow)
+        for stage in before:
+            key_meta = meta(pa.schema([pa.field("bucket", pa.int32()), *stage.key_schema]))
+            keys = todo.map_partitions(_input_keys, stage, selection, meta=key_meta)
+            schema = pa.schema([pa.field("bucket", pa.int32()), *stage.key_schema])
+            reduced = stage.reduce(DaskCorpus(keys, schema, stage, context))
+            _write_reduced(reduced.rows, work, stage.name)
+            schemas[stage.name] = reduced.schema
+            report.reduces[stage.name] = reduced.counters
+            log(f"{stage.name}: {_counters_line(reduced.counters)}")
+        tasks = [dask.delayed(_process_buckets)(part, list(flow), str(staging), config, schemas)
+                 for part in todo.to_delayed()]
+        fresh = [r for rs in run_with_bar(client, tasks, "stages") for r in rs]
+    else:
+        fresh = []
+    report.partitions = sorted(fresh + list(reuse.values()), key=lambda r: r.bucket)
+    kept, seen = sum(r.rows_kept for r in report.partitions), sum(r.rows_in for r in report.partitions)
+    log(f"stages: {kept} of {seen} files kept")
+
+    dropped_before: list[dd.DataFrame] = []
+    after_schemas: dict[str, pa.Schema] = {}
+    for stage in after:
+        keys = _kept_keys(work, stage, dropped_before)
+        reduced = stage.reduce(DaskCorpus(keys, keys_schema(stage), stage, context))
+        rows = reduced.rows.persist()
+        _write_reduced(rows, work, stage.name)
+        frame = rows.frame  # type: ignore[attr-defined]
+        dropped_before.append(frame[frame["reason"].notnull()][["bucket", "row"]])
+        after_schemas[stage.name] = reduced.schema
+        report.reduces[stage.name] = reduced.counters
+        log(f"{stage.name}: {_counters_line(reduced.counters)}")
+    tasks = [dask.delayed(_finalize)(r.bucket, str(staging), after, after_schemas, config) for r in report.partitions]
+    report.writes = sorted(run_with_bar(client, tasks, "write"), key=lambda r: r.bucket)
+    return report
+
+
+def _kept_keys(work: Path, stage: CorpusStage, dropped_before: list[dd.DataFrame]) -> dd.DataFrame:
+    """The keys ``stage``'s map left for every kept row, less the rows earlier such stages dropped."""
+    empty = meta(keys_schema(stage))
+    keys = dd.read_parquet(str(work / "keys" / stage.name), dtype_backend="pyarrow")
+    keys = keys.astype(empty.dtypes.to_dict()) if len(keys.columns) else dd.from_pandas(empty, npartitions=1)
+    for dropped in dropped_before:
+        gone = dropped.assign(_gone=1)
+        keys = keys.merge(gone, on=["bucket", "row"], how="left")
+        keys = keys[keys["_gone"].isnull()].drop(columns=["_gone"])
+    return keys

@@ -1,0 +1,75 @@
+"""The Dask client, Arrow ⇄ pandas at the task boundary, progress bars and memory hygiene."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dask
+import pandas as pd
+import pyarrow as pa
+from dask.distributed import Client, LocalCluster, as_completed
+from tqdm import tqdm
+
+
+@contextmanager
+def dask_client(workers: int | None, scheduler: str | None, memory_limit: str | int = "auto",
+                threads: int = 1) -> Iterator[Client]:
+    """A client on ``scheduler`` (tcp://host:port) or on a new LocalCluster of ``workers`` processes
+    with ``threads`` threads each."""
+    dask.config.set({"dataframe.convert-string": False, "distributed.worker.daemon": False})
+    # p2p shuffles log every start and stop at WARNING; they are routine here
+    logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None,
+            memory_limit=memory_limit,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """Arrow-backed pandas, so strings, bytes and timestamps keep their Arrow types."""
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def to_arrow(df: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def arrow_fn(fn: Callable[..., pa.Table], *args: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """``fn`` over Arrow tables, as a function over the pandas frames Dask hands around."""
+
+    def run(df: pd.DataFrame) -> pd.DataFrame:
+        return to_pandas(fn(to_arrow(df), *args))
+
+    return run
+
+
+def give_back_memory() -> None:
+    """Return Arrow's freed buffers to the OS after a partition: Dask counts retained allocator
+    memory against the worker's limit and pauses the worker when it looks full."""
+    pool = pa.default_memory_pool()
+    pool.release_unused()
+    if pool.backend_name == "jemalloc":
+        pa.jemalloc_set_decay_ms(0)
+
+
+def run_with_bar(client: Client, tasks: list[Any], desc: str) -> list[Any]:
+    """Compute ``tasks`` on the cluster with a progress bar (on a terminal); results in completion order."""
+    futures = client.compute(tasks)
+    results = []
+    with tqdm(total=len(futures), desc=desc, unit="part", disable=None, file=sys.stderr) as bar:
+        for future in as_completed(futures):
+            results.append(future.result())
+            bar.update(1)
+    return results

@@ -1,0 +1,126 @@
+"""The walk of an export as Dask work: joins over the export's tables, level by level.
+
+Per origin: the latest full visit → its snapshot → the branch walked → the revision → its root tree,
+then ``directory_entry`` joined level by level (never a dict of the whole table in one process),
+then ``content`` and ``skipped_content``. Each step is a pure Arrow function of ``pipeline.walk``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import dask
+import dask.dataframe as dd
+import pandas as pd
+
+from manifests.reports import WalkReport
+from pipeline import walk
+from pipeline.config import Config
+from pipeline.graph.cluster import arrow_fn, to_pandas
+from pipeline.orc import Export, Piece
+from schemas import WALK_SCHEMA
+
+_MAX_DEPTH = 10_000  # directory trees are acyclic; this only guards against a corrupt export
+
+
+def _read_piece(piece: Piece, export: Export) -> pd.DataFrame:
+    return to_pandas(export.read(piece))
+
+
+class Walk:
+    """The walk of one export as Dask work; ``files()`` gives one WALK_SCHEMA row per file."""
+
+    def __init__(self, export: Export, config: Config, log: Callable[[str], None],
+                 as_of: dt.datetime | None = None) -> None:
+        self.export = export
+        self.config = config
+        self.log = log
+        self.as_of = as_of
+        self.report = WalkReport()
+
+    def table(self, name: str) -> dd.DataFrame:
+        pieces = self.export.pieces(name)
+        schema = self.export.schema(name)
+        return dd.from_map(_read_piece, pieces, export=self.export, meta=to_pandas(schema.empty_table()))
+
+    def origins(self) -> dd.DataFrame:
+        """One row per origin that has a full visit: its snapshot, branch, revision and root tree."""
+        status = self.table("origin_visit_status")
+        visits = status.shuffle("origin").map_partitions(
+            arrow_fn(walk.latest_full_visits, self.as_of), meta=to_pandas(walk.VISITS_SCHEMA.empty_table())
+        )
+        visit_dates = self.table("origin_visit").rename(columns={"date": "visit_date"})
+        visits = dd.merge(visits, visit_dates, on=["origin", "visit"], how="left")
+        visits = visits.assign(visit_date=visits.visit_date.fillna(visits.status_date))
+
+        branches = self.table("snapshot_branch")
+        with_branches = dd.merge(
+            visits[["origin", "snapshot"]], branches, left_on="snapshot", right_on="snapshot_id", how="left"
+        )[["origin", "snapshot", "name", "target", "target_type"]]
+        heads = with_branches.shuffle("origin").map_partitions(
+            arrow_fn(walk.choose_heads, tuple(self.config.walk.default_branches)),
+            meta=to_pandas(walk.HEADS_SCHEMA.empty_table()),
+        )
+        releases = self.table("release").rename(
+            columns={"id": "release_id", "target": "release_target", "target_type": "release_target_type"}
+        )
+        heads = dd.merge(heads, releases, left_on="target", right_on="release_id", how="left")
+        heads = heads.map_partitions(
+            arrow_fn(walk.resolve_revisions),
+            meta=heads._meta[["origin", "snapshot", "branch_name"]].assign(
+                revision_id=heads._meta["target"], problem=heads._meta["problem"]
+            ),
+        )
+        revisions = self.table("revision").rename(
+            columns={"id": "revision_id", "directory": "directory_id", "date": "revision_date"}
+        )
+        roots = dd.merge(heads, revisions, on="revision_id", how="left")
+        roots = roots.map_partitions(arrow_fn(walk.check_revisions), meta=roots._meta)
+        roots = dd.merge(roots, visits[["origin", "visit_date"]], on="origin", how="left")
+        return roots
+
+    def files(self) -> dd.DataFrame:
+        """Every file of every walked tree, joined with content and provenance (WALK_SCHEMA)."""
+        roots = self.origins().persist()
+        n_origins, problems = dask.compute(
+            self.table("origin").url.nunique(), roots.problem.value_counts(dropna=False)
+        )
+        counts = {str(k): int(v) for k, v in problems.items() if not pd.isna(k)}
+        walked = int(sum(v for k, v in problems.items() if pd.isna(k)))
+        counts["no_full_visit"] = max(0, int(n_origins) - walked - sum(counts.values()))
+        self.report.origins, self.report.origins_walked = int(n_origins), walked
+        self.report.origin_problems = {k: counts.get(k, 0) for k in walk.ORIGIN_PROBLEMS}
+        self.log(f"walk: {n_origins} origins, {walked} with a tree to walk")
+
+        good = roots[roots.problem.isna()]
+        frontier = good.map_partitions(
+            arrow_fn(walk.root_frontier), meta=to_pandas(walk.FRONTIER_SCHEMA.empty_table())
+        )
+        entries = self.table("directory_entry")
+        level_meta = to_pandas(walk.LEVEL_SCHEMA.empty_table())
+        file_levels, submodules = [], []
+        for depth in range(_MAX_DEPTH):
+            joined = dd.merge(frontier, entries, left_on="dir", right_on="directory_id", how="inner")
+            level = joined.map_partitions(arrow_fn(walk.expand_level), meta=level_meta).persist()
+            file_levels.append(level[level.type == "file"][["origin", "target", "path"]])
+            submodules.append((level.type == "rev").sum())
+            frontier = level.map_partitions(
+                arrow_fn(walk.next_frontier), meta=to_pandas(walk.FRONTIER_SCHEMA.empty_table())
+            ).persist()
+            n_dirs = int(frontier.shape[0].compute())
+            self.log(f"walk: depth {depth + 1}, {n_dirs} directories below")
+            if n_dirs == 0:
+                break
+        files = dd.concat(file_levels)
+        content = self.table("content").rename(columns={"sha1_git": "target"})
+        skipped = self.table("skipped_content").rename(
+            columns={"sha1_git": "target", "sha1": "skipped_sha1", "length": "skipped_length",
+                     "status": "skipped_status", "reason": "skipped_reason"}
+        )
+        files = dd.merge(files, content, on="target", how="left")
+        files = dd.merge(files, skipped, on="target", how="left")
+        files = dd.merge(files, good.drop(columns=["problem"]), on="origin", how="inner")
+        rows = files.map_partitions(arrow_fn(walk.file_rows), meta=to_pandas(WALK_SCHEMA.empty_table()))
+        self.report.submodules_skipped = int(sum(dask.compute(*submodules)))
+        return rows

@@ -1,0 +1,46 @@
+"""Per-process stage resources: what ``stage.setup()`` returns, loaded once per process for each
+distinct stage value.
+
+Stages are frozen dataclasses whose fields are their config, so the stage value itself is the key:
+two stages with the same config share one resource, a stage with another config gets its own. The
+resources are read-only (or memoise pure functions), so every thread of a worker may use them at
+once; loading is serialised per key so that two threads never load the same index twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from stages.base import Stage
+
+_MAX_ENTRIES = 32  # distinct stage configurations kept per process (a long-lived worker serves many runs)
+_LOCK = threading.Lock()
+_RESOURCES: dict[Stage, Any] = {}
+_LOADING: dict[Stage, threading.Lock] = {}
+
+
+def resource(stage: Stage) -> Any:
+    """``stage.setup()``'s result, loaded on the first call in this process for this stage value."""
+    with _LOCK:
+        if stage in _RESOURCES:
+            return _RESOURCES[stage]
+        loading = _LOADING.setdefault(stage, threading.Lock())
+    with loading:
+        with _LOCK:
+            if stage in _RESOURCES:
+                return _RESOURCES[stage]
+        value = stage.setup()
+        with _LOCK:
+            while len(_RESOURCES) >= _MAX_ENTRIES:
+                oldest = next(iter(_RESOURCES))
+                del _RESOURCES[oldest]
+                _LOADING.pop(oldest, None)
+            _RESOURCES[stage] = value
+        return value
+
+
+def loaded() -> int:
+    """How many resources this process holds (for tests)."""
+    with _LOCK:
+        return len(_RESOURCES)

@@ -1,0 +1,388 @@
+"""License: what licenses apply to each file, and whether the file may go into the dataset.
+
+A corpus stage (``stages.base.CorpusStage``), because a file's license is stated in other files:
+
+- **map**, per input partition, on its walk rows (after opt-out, before anything is fetched): the
+  partition's license files (``files.license_file_mask``).
+- **reduce**, corpus-wide: the license files shuffled on ``blob_id``, so each distinct blob is read
+  (through the ``reader`` stages, fetch and decode) and scanned by ScanCode once in the whole run,
+  unless the persistent ``LicenseCache`` (``cache_dir``, kept across versions, keyed by sha1 and
+  ScanCode version) already knows it. Each license file comes back with the SPDX expressions found.
+- **apply**, per batch, with its partition's license files and their expressions as an argument:
+  a file's licenses are those of the license files in its folder and every ancestor folder, plus
+  the ``SPDX-License-Identifier`` expressions in its own head. ``license_type`` is ``permissive``
+  when every expression that applies is (``A OR B``: either side; ``A AND B``: both; ``A WITH
+  exception``: as ``A``), ``no_license`` when none applies, else ``non_permissive``.
+
+Permissive: ScanCode's categories "Permissive" and "Public Domain", plus ``allow``, minus ``deny``.
+Everything else is not: copyleft, source-available, proprietary, "Unstated License" (ScanCode's
+unknown-license keys), custom ``LicenseRef-*`` ids. Unreadable license files (binary, too large,
+missing), ScanCode failures and invalid SPDX expressions become ``LicenseRef-scancode-unknown`` or
+``LicenseRef-scancode-unknown-spdx``, so the files they cover are treated as non-permissive: the
+stage never calls a file permissive on evidence it could not read. An empty license file states no
+license and adds nothing. See docs/license.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas import CLASSIFIED_SCHEMA, WALK_SCHEMA
+from stages.base import Corpus, CorpusStage, Reason, Reduced, RowStage, StageResult, split
+from stages.license.cache import CACHE_SCHEMA, SCANCODE_VERSION, LicenseCache
+from stages.license.files import LICENSE_FILE_PATTERN, NOT_LICENSE_FILE_PATTERN, is_license_file, license_file_mask
+from stages.license.policy import NO_LICENSE, NON_PERMISSIVE, PERMISSIVE, PERMISSIVE_CATEGORIES, LicensePolicy
+from stages.license.scancode import scanner, scanner_loaded
+from stages.license.spdx import SPDX_TAG, spdx_expressions
+
+__all__ = [
+    "CACHE_SCHEMA", "FOUND_SCHEMA", "LICENSE_FILE_PATTERN", "NON_PERMISSIVE", "NOT_LICENSE_FILE_PATTERN", "NO_LICENSE",
+    "PERMISSIVE", "PERMISSIVE_CATEGORIES", "SCANCODE_VERSION", "SPDX_TAG", "UNKNOWN", "UNKNOWN_SPDX", "License",
+    "LicenseCache", "LicenseConfig", "LicensePolicy", "LicenseResource", "is_license_file", "license_file_mask",
+    "spdx_expressions", "validate_config",
+]
+
+log = logging.getLogger(__name__)
+
+#: What a license file that could not be read or scanned contributes: ScanCode's own "unknown".
+UNKNOWN = "LicenseRef-scancode-unknown"
+#: What an SPDX-License-Identifier line that is not a valid SPDX expression contributes.
+UNKNOWN_SPDX = "LicenseRef-scancode-unknown-spdx"
+
+#: The reduce's counters: one int column each in ``FOUND_SCHEMA``, summed over the corpus.
+COUNTERS = (
+    "license_files", "license_blobs", "scancode_runs", "scancode_cache_hits", "scancode_failures",
+    "scancode_timeouts", "scancode_invalid_expressions", "scancode_index_loads", "scancode_cpu_ms",
+    "license_files_truncated", "license_file_problems",
+)
+#: One row per license file after the reduce: the expressions it contributes, and the counters of
+#: the work done for it (blob-level counters on the first row of each distinct blob).
+FOUND_SCHEMA = pa.schema([
+    pa.field("bucket", pa.int32()),
+    pa.field("origin_url", pa.string()),
+    pa.field("path", pa.string()),
+    pa.field("blob_id", pa.string()),
+    pa.field("expressions", pa.list_(pa.string())),
+    *(pa.field(name, pa.int64()) for name in COUNTERS),
+])
+
+
+@dataclass(frozen=True)
+class LicenseConfig:
+    """The ``[license]`` section.
+
+    ``permissive_only``: drop ``no_license`` files too (default: keep them, as The Stack v2 did).
+    ``allow`` / ``deny``: SPDX ids (or ``LicenseRef-scancode-*``) counted permissive / not permissive
+    whatever their ScanCode category; ``deny`` wins. ``max_scan_bytes``: at most this many bytes of a
+    license file go to ScanCode; a longer file is scanned up to there and also gets
+    ``LicenseRef-scancode-unknown`` (its rest was not read). ``timeout_s``: ScanCode's matching
+    deadline per license file. ``spdx_head_bytes``: how much of the start of each file is searched
+    for ``SPDX-License-Identifier:`` lines. ``ignore``: ids that are not licenses and count for
+    nothing (left out of ``detected_licenses`` and out of ``A AND B`` / ``A OR B``): ScanCode's
+    warranty disclaimers and references to a license that do not say which ("see the LICENSE file").
+    """
+
+    permissive_only: bool = False
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = (
+        "LicenseRef-scancode-warranty-disclaimer",
+        "LicenseRef-scancode-unknown-license-reference",
+    )
+    max_scan_bytes: int = 1_000_000
+    timeout_s: float = 30.0
+    spdx_head_bytes: int = 4096
+
+
+def validate_config(config: LicenseConfig) -> None:
+    """Raise PipelineError if ``allow`` / ``deny`` / ``ignore`` name an id that is not an SPDX license id."""
+    LicensePolicy(config.allow, config.deny, config.ignore)
+
+
+@dataclass(frozen=True)
+class LicenseResource:
+    """What ``License.setup()`` loads: the license db (``policy``, which memoises pure functions
+    only) and the resources of the reader stages. ScanCode's index is a separate per-process
+    resource (``scancode.scanner``), loaded only by a task that has a text to scan."""
+
+    policy: LicensePolicy
+    reader: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class License(CorpusStage):
+    """License stage: LANGUAGE_SCHEMA rows in, CLASSIFIED_SCHEMA rows out (``detected_licenses``, ``license_type``).
+
+    Drops ``non_permissive`` files (detail: the licenses found) and, with ``permissive_only``,
+    ``no_license`` files. ``cache_dir``: where the ScanCode results persist (None: this run only).
+    ``reader``: the row stages that turn a walk row into text (fetch, decode), run on license files
+    only, in the reduce.
+    """
+
+    config: LicenseConfig = field(default_factory=LicenseConfig)
+    cache_dir: str | None = None
+    reader: tuple[RowStage, ...] = ()
+    name: ClassVar[str] = "license"
+    reads: ClassVar[str] = "input"
+    key_schema: ClassVar[pa.Schema] = WALK_SCHEMA
+
+    def setup(self) -> LicenseResource:
+        """The license db (~1 s) and the reader stages' resources."""
+        policy = LicensePolicy(self.config.allow, self.config.deny, self.config.ignore)
+        return LicenseResource(policy, tuple(stage.setup() for stage in self.reader))
+
+    # -- map: per input partition
+    def map(self, rows: pa.Table, resource: Any = None) -> pa.Table:
+        """The license files among a partition's walk rows (their blob ids never null: "" instead, so
+        that the shuffle on ``blob_id`` keeps them)."""
+        picked = rows.filter(pc.fill_null(license_file_mask(rows["path"]), False)).cast(WALK_SCHEMA)
+        at = picked.schema.get_field_index("blob_id")
+        return picked.set_column(at, "blob_id", pc.fill_null(picked["blob_id"], ""))
+
+    # -- reduce: corpus-wide
+    def reduce(self, keys: Corpus) -> Reduced:
+        found = keys.group("blob_id", self.scan, FOUND_SCHEMA).persist()
+        return Reduced(found, FOUND_SCHEMA, found.totals(COUNTERS))
+
+    def scan(self, files: pa.Table, resource: LicenseResource) -> pa.Table:
+        """License files (``key_schema`` + ``bucket``) with whole ``blob_id`` groups in; each with the
+        expressions its text holds out (``FOUND_SCHEMA``). Reads and scans each distinct blob not
+        in the cache once; adds what it scanned to the cache."""
+        files = files.sort_by([("blob_id", "ascending"), ("origin_url", "ascending"), ("path", "ascending")])
+        cache = LicenseCache(self.cache_dir)
+        blob_ids = files["blob_id"].to_pylist()
+        first = [i for i in range(len(blob_ids)) if i == 0 or blob_ids[i] != blob_ids[i - 1]]
+        counts: list[Counter[str]] = [Counter() for _ in blob_ids]
+        expressions: dict[str, tuple[str, ...]] = {}
+        unread = []
+        for i in first:
+            known = cache.get(blob_ids[i]) if blob_ids[i] else None
+            if known is not None:
+                counts[i]["scancode_cache_hits"] += 1
+                expressions[blob_ids[i]] = _from_cache(known, resource.policy)
+            else:
+                unread.append(i)
+        texts, problems = self._read(files.take(pa.array(unread, pa.int64())), resource)
+        for i in unread:
+            blob = blob_ids[i]
+            if blob in texts:
+                expressions[blob] = self._detect(blob, texts[blob], cache, resource.policy, counts[i])
+            else:
+                counts[i]["license_file_problems"] += 1
+                log.debug("license file %s unreadable: %s", blob, problems.get(blob))
+                expressions[blob] = (UNKNOWN,)
+        cache.flush()
+        for i in first:
+            counts[i]["license_blobs"] += 1
+        columns: dict[str, Any] = {
+            name: files[name] for name in ("bucket", "origin_url", "path")
+        }
+        columns["blob_id"] = pa.array([b or None for b in blob_ids], pa.string())
+        columns["expressions"] = pa.array([list(expressions[b]) for b in blob_ids], pa.list_(pa.string()))
+        for name in COUNTERS:
+            columns[name] = pa.array([1 if name == "license_files" else c[name] for c in counts], pa.int64())
+        return pa.table(columns, schema=FOUND_SCHEMA)
+
+    def _read(self, files: pa.Table, resource: LicenseResource) -> tuple[dict[str, str], dict[str, str]]:
+        """The text of each license file through the reader stages: {blob_id: text}, {blob_id: why not}."""
+        problems: dict[str, str] = {}
+        current = files
+        for stage, stage_resource in zip(self.reader, resource.reader, strict=True):
+            result = stage.process(current, stage_resource)
+            for blob, reason in zip(result.dropped["blob_id"].to_pylist(), result.dropped["reason"].to_pylist(),
+                                    strict=True):
+                problems[blob or ""] = reason
+            current = result.kept
+        if "content" not in current.column_names:
+            return {}, problems
+        return dict(zip(current["blob_id"].to_pylist(), current["content"].to_pylist(), strict=True)), problems
+
+    def _detect(
+        self, blob_id: str, content: str, cache: LicenseCache, policy: LicensePolicy, counters: Counter[str]
+    ) -> tuple[str, ...]:
+        """Normalised SPDX expressions of one license text (ScanCode; the cache was asked already)."""
+        if not content.strip():
+            counters["license_file_problems"] += 1
+            return ()  # an empty file states no license: it adds nothing
+        data = content.encode("utf-8")
+        truncated = len(data) > self.config.max_scan_bytes
+        if truncated:
+            content = data[: self.config.max_scan_bytes].decode("utf-8", errors="ignore")
+            counters["license_files_truncated"] += 1
+        if not scanner_loaded():
+            counters["scancode_index_loads"] += 1
+        index = scanner()
+        counters["scancode_runs"] += 1
+        start = time.process_time()
+        try:
+            raw, timed_out = index.scan(content, self.config.timeout_s)
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
+            counters["scancode_failures"] += 1
+            log.warning("ScanCode raised %s on license blob %s", type(e).__name__, blob_id)
+            return (UNKNOWN,)
+        finally:
+            counters["scancode_cpu_ms"] += int((time.process_time() - start) * 1000)
+        expressions = set()
+        for expression in raw:
+            normal = policy.normalize(expression, detected=True)
+            if normal is None:
+                counters["scancode_invalid_expressions"] += 1
+                normal = UNKNOWN_SPDX
+            expressions.add(normal)
+        if timed_out:
+            counters["scancode_failures"] += 1
+            counters["scancode_timeouts"] += 1
+            expressions.add(UNKNOWN)
+        elif truncated:
+            expressions.add(UNKNOWN)
+        else:
+            cache.put(blob_id, sorted(expressions))
+        return tuple(sorted(expressions))
+
+    # -- apply: per batch
+    def apply(self, rows: pa.Table, resource: LicenseResource, reduced: pa.Table) -> StageResult:
+        """LANGUAGE_SCHEMA rows in; CLASSIFIED_SCHEMA rows kept, the others to the ledger. ``reduced``:
+        the license files of the partition the rows belong to, with their expressions (FOUND_SCHEMA)."""
+        ids_column, type_column, counters = self.classify(rows, resource.policy, folder_licenses(reduced))
+        reasons: list[Reason | None] = [None] * rows.num_rows
+        details: list[str | None] = [None] * rows.num_rows
+        non_permissive = pc.indices_nonzero(pc.equal(type_column, NON_PERMISSIVE))
+        for i, ids in zip(non_permissive.to_pylist(), ids_column.take(non_permissive).to_pylist(), strict=True):
+            reasons[i], details[i] = Reason.NON_PERMISSIVE, " ".join(ids)
+        if self.config.permissive_only:
+            for i in pc.indices_nonzero(pc.equal(type_column, NO_LICENSE)).to_pylist():
+                reasons[i] = Reason.NO_LICENSE
+        at = rows.schema.get_field_index("content")
+        classified = rows.add_column(at, "detected_licenses", ids_column)
+        classified = classified.add_column(at + 1, "license_type", type_column)
+        kept, dropped, split_counters = split(self.name, classified, reasons, details)
+        return StageResult(kept.cast(CLASSIFIED_SCHEMA), dropped, {**split_counters, **counters})
+
+    def classify(self, table: pa.Table, policy: LicensePolicy, dirs: dict[str, dict[str, tuple[str, ...]]]
+                 ) -> tuple[pa.Array, pa.Array, dict[str, int]]:
+        """``detected_licenses`` and ``license_type`` of each row of ``table`` (``origin_url``, ``path``,
+        ``content``), and counters. Drops nothing. ``dirs``: origin → folder → the expressions of the
+        license files in that folder (``folder_licenses``).
+
+        Vectorised: Python touches each distinct (origin, folder) once, and only the rows whose head
+        holds an SPDX tag one by one."""
+        inherited: dict[str, dict[str, tuple[str, ...]]] = {}  # this call's memo: origin → folder → expressions
+        counters: Counter[str] = Counter()
+        results: dict[tuple[str, ...], int] = {}  # distinct expression sets of this batch → output index
+
+        # licenses of the license files in each row's folder and its ancestors, once per (origin, folder)
+        folders = pc.replace_substring_regex(table["path"], r"(^|/)[^/]*$", "")
+        keys = pc.binary_join_element_wise(table["origin_url"], folders, "\x00")
+        encoded = pc.dictionary_encode(keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys)
+        key_expressions = []
+        for key in encoded.dictionary.to_pylist():
+            origin, folder = key.split("\x00", 1)
+            by_dir = dirs.get(origin)
+            if not by_dir:
+                key_expressions.append(())  # no license file anywhere in the repository
+                continue
+            memo = inherited.setdefault(origin, {})
+            found = memo.get(folder)
+            key_expressions.append(found if found is not None else _inherited(by_dir, memo, folder))
+        key_result = np.array([results.setdefault(e, len(results)) for e in key_expressions], dtype=np.int32)
+        row_result = key_result[encoded.indices.to_numpy(zero_copy_only=False)] if len(key_result) else key_result
+
+        # plus the file's own SPDX-License-Identifier lines
+        row_keys = encoded.indices
+        for i, head in self._spdx_heads(table):
+            own = []
+            for raw in spdx_expressions(head):
+                normal = policy.normalize(raw)
+                if normal is None:
+                    counters["spdx_invalid"] += 1
+                    normal = UNKNOWN_SPDX
+                own.append(normal)
+            if own:
+                counters["spdx_files"] += 1
+                expressions = tuple(sorted(set(key_expressions[row_keys[i].as_py()]) | set(own)))
+                row_result[i] = results.setdefault(expressions, len(results))
+
+        # one decision per distinct set of expressions, spread over the rows with take()
+        ids = [sorted({i for e in expressions for i in policy.ids(e)}) for expressions in results]
+        types = [policy.license_type(expressions) for expressions in results]
+        take = pa.array(row_result, pa.int32())
+        type_column = pa.array(types, pa.string()).take(take)
+        for value, count in zip(*pc.value_counts(type_column).flatten(), strict=True):
+            counters[f"license_type_{value.as_py()}"] = count.as_py()
+        return pa.array(ids, pa.list_(pa.string())).take(take), type_column, dict(sorted(counters.items()))
+
+    def _spdx_heads(self, table: pa.Table) -> list[tuple[int, str]]:
+        """(row, head of its content) for the rows whose first ``spdx_head_bytes`` hold an SPDX tag."""
+        if table.num_rows == 0:
+            return []
+        content = table["content"]
+        binary = content.cast(pa.large_binary()) if content.type != pa.large_binary() else content
+        head = pc.binary_slice(binary, 0, self.config.spdx_head_bytes)
+        # RE2 finds a literal with memchr: ~15x faster here than match_substring (measured)
+        hits = pc.match_substring_regex(head, SPDX_TAG)
+        rows = pc.indices_nonzero(pc.fill_null(hits, False)).to_pylist()
+        if not rows:
+            return []
+        out = []
+        for i, h in zip(rows, head.take(pa.array(rows, pa.int64())).to_pylist(), strict=True):
+            if len(h) == self.config.spdx_head_bytes and b"\n" in h:
+                h = h[: h.rindex(b"\n") + 1]  # the head was cut: its last line may be cut too
+            out.append((i, h.decode("utf-8", errors="ignore")))
+        return out
+
+
+def folder_licenses(found: pa.Table) -> dict[str, dict[str, tuple[str, ...]]]:
+    """origin → folder (no leading slash, "" for the root) → the expressions of its license files,
+    from the reduce's rows (``FOUND_SCHEMA``) of one partition."""
+    dirs: dict[str, dict[str, set[str]]] = {}
+    columns = (found[c].to_pylist() for c in ("origin_url", "path", "expressions"))
+    for origin, path, expressions in zip(*columns, strict=True):
+        if expressions:
+            dirs.setdefault(origin, {}).setdefault(_directory(path), set()).update(expressions)
+    return {o: {d: tuple(sorted(e)) for d, e in by_dir.items()} for o, by_dir in dirs.items()}
+
+
+def _from_cache(expressions: Sequence[str], policy: LicensePolicy) -> tuple[str, ...]:
+    """A cached detection, validated like fresh output (never trusted as is)."""
+    return tuple(sorted({policy.normalize(e, detected=True) or UNKNOWN_SPDX for e in expressions}))
+
+
+def _directory(path: str) -> str:
+    """The folder of ``path`` without a leading slash ("" for the root): ``/a/b/LICENSE`` → ``a/b``."""
+    cut = path.rfind("/")
+    return path[:cut].lstrip("/") if cut > 0 else ""
+
+
+def _inherited(by_dir: dict[str, tuple[str, ...]], memo: dict[str, tuple[str, ...]], folder: str) -> tuple[str, ...]:
+    """The expressions of license files in ``folder`` and each of its ancestors, in one repository.
+
+    ``by_dir``: the repository's folder → expressions; ``memo``: its folders already resolved, so a
+    new folder costs one step up to its nearest resolved ancestor.
+    """
+    chain = []  # this folder and its ancestors not resolved yet, deepest first
+    found: tuple[str, ...] = ()
+    while True:
+        known = memo.get(folder)
+        if known is not None:
+            found = known
+            break
+        chain.append(folder)
+        if not folder or folder == "/":
+            break
+        cut = folder.rfind("/")
+        folder = folder[:cut] if cut > 0 else ""
+    for folder in reversed(chain):
+        own = by_dir.get(folder.lstrip("/"))
+        if own:
+            found = tuple(sorted(set(found) | set(own)))
+        memo[folder] = found
+    return found

@@ -1,0 +1,245 @@
+"""The redaction stage's detectors and their helpers: the candidate prefilter, PEM private key blocks,
+detect-secrets' match groups, emails, public IP addresses (and their private replacements), the
+high-entropy test, placeholder / fake-value / hash exclusions, and detect-secrets' plugins."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from stages.redact.patterns import (
+    _CANDIDATE_PATTERNS,
+    _CANDIDATE_WORDS,
+    _DIGEST_NAME,
+    _EMAIL,
+    _EXPRESSION,
+    _FILE_TLDS,
+    _HASH_LENGTHS,
+    _HEX,
+    _ID_NAME,
+    _IPV4,
+    _IPV6,
+    _PEM_BEGIN,
+    _PEM_MAX_CHARS,
+    _PLACEHOLDER_DOMAINS,
+    _PLACEHOLDER_LOCAL,
+    _PLACEHOLDER_VALUE,
+    _REPEATED,
+    _RESOURCE,
+    _SECTION_BEFORE,
+    _SEQUENCES,
+    _SERVICE_LOCAL,
+    _SRI,
+    _URL_USERINFO,
+    _UUID,
+    _VERSION_BEFORE,
+    _WORDS,
+    EMAIL,
+    IP,
+    KEY,
+    PRIVATE_IPV4,
+    PRIVATE_IPV6,
+    PUBLIC_RESOLVERS,
+    TAGS,
+)
+
+
+class BudgetExceeded(Exception):
+    """A file took longer than its time budget; it goes to the ledger, never out unredacted."""
+
+
+
+def _candidates(text: str) -> list[int]:
+    """Sorted positions in ``text`` where something to redact may start."""
+    positions = [m.start() for pattern in _CANDIDATE_PATTERNS for m in pattern.finditer(text)]
+    lower = text.lower()
+    for word in _CANDIDATE_WORDS:
+        i = lower.find(word)
+        while i >= 0:
+            # "author" is not "auth" (emails on author lines are found by their "@")
+            if word != "auth" or not lower.startswith("author", i) or lower.startswith("authoriz", i):
+                positions.append(i)
+            i = lower.find(word, i + 1)
+    return sorted(set(positions))
+
+
+def _redact_pem_blocks(text: str, counts: Counter[str], deadline: float) -> str:
+    """Replace each whole PEM private key block (BEGIN line to END line) with ``<KEY>``.
+
+    The END marker is looked for with ``str.find`` within a bounded distance of its BEGIN, so a file
+    of many BEGIN lines with no END costs linear time, not a regex's quadratic backtracking.
+    """
+    pieces, position = [], 0
+    for begin in _PEM_BEGIN.finditer(text):
+        if begin.start() < position:
+            continue
+        if time.perf_counter() > deadline:
+            raise BudgetExceeded
+        end_marker = f"-----END {begin.group(1)}PRIVATE KEY{begin.group(2)}-----"
+        end = text.find(end_marker, begin.end(), begin.end() + _PEM_MAX_CHARS)
+        if end < 0:
+            continue
+        pieces += [text[position : begin.start()], TAGS[KEY]]
+        position = end + len(end_marker)
+        counts[KEY] += 1
+    return "".join(pieces) + text[position:] if pieces else text
+
+
+def _secret_of(match: re.Match[str], basic_auth: bool) -> str:
+    """The secret in a detect-secrets plugin's match.
+
+    Their ``analyze_string`` yields capture groups when a pattern has any, which for some
+    (GitHub: ``(ghp|gho|...)_...``) is only the prefix: take the longest group only when it is
+    token-sized, else the whole match.
+    """
+    if basic_auth:
+        return match.group(1)
+    groups = [g for g in match.groups() if g]
+    longest = max(groups, key=len) if groups else ""
+    return longest if len(longest) >= 16 else match.group(0)
+
+
+def _public_ips(segment: str) -> Iterator[tuple[str, str]]:
+    for pattern in (_IPV4, _IPV6):
+        for match in pattern.finditer(segment):
+            value = match.group(0)
+            # slices ([::2], [1:2:3]) parse as IPv6: ask for three groups, as real addresses have
+            if pattern is _IPV6 and sum(1 for group in value.split(":") if group) < 3:
+                continue
+            if pattern is _IPV4 and (
+                _VERSION_BEFORE.search(segment[max(0, match.start() - 30) : match.start()])
+                or _SECTION_BEFORE.search(segment[max(0, match.start() - 40) : match.start()])
+                or (value.endswith(".0") and segment.startswith("/", match.end()))  # a network: 15.0.0.0/24
+            ):
+                continue
+            try:
+                address = ipaddress.ip_address(value)
+            except ValueError:
+                continue
+            if address.is_multicast or address.is_reserved or not address.is_global:
+                continue
+            if value not in PUBLIC_RESOLVERS and str(address) not in PUBLIC_RESOLVERS:
+                yield value, IP
+
+
+def private_address(value: str) -> str:
+    """The private address that replaces public address ``value`` (same value, same replacement)."""
+    digest = int.from_bytes(hashlib.sha256(value.encode()).digest()[:8], "big")
+    pool = PRIVATE_IPV6 if ":" in value else PRIVATE_IPV4
+    return pool[digest % len(pool)]
+
+
+def _is_high_entropy_secret(value: str, before: str, base64_entropy: float, hex_entropy: float) -> bool:
+    """Whether quoted ``value`` (``before``: the text just before it) is a high-entropy secret."""
+    if _looks_like_hash_or_id(value) or _is_fake(value) or _SRI.match(value) or _ID_NAME.search(before):
+        return False
+    if _DIGEST_NAME.search(before):
+        return False
+    if _HEX.match(value):
+        return _entropy(value) > hex_entropy
+    has_digit = any(c.isdigit() for c in value)
+    has_mixed = any(c.isupper() for c in value) and any(c.islower() for c in value)
+    return has_digit and has_mixed and _entropy(value) > base64_entropy
+
+
+def _emails(segment: str, keep_author_emails: bool) -> Iterator[tuple[str, str]]:
+    if keep_author_emails and re.search(r"(?i)author|maintainer", segment):
+        return
+    for match in _EMAIL.finditer(segment):
+        if _URL_USERINFO.search(segment, max(0, match.start() - 200), match.start()):
+            continue  # scheme://user:password@host: the password is a key, found by the basic-auth detector
+        local, domain = match.group(1), match.group(2)
+        tld = domain.rsplit(".", 1)[-1].lower()
+        if tld in _FILE_TLDS or _PLACEHOLDER_DOMAINS.search(domain) or _SERVICE_LOCAL.match(local):
+            continue
+        if local.lower() in _PLACEHOLDER_LOCAL or "example" in local.lower():
+            continue
+        yield match.group(0), EMAIL
+
+
+def _is_placeholder(value: str) -> bool:
+    """A value in a secret's place that is not a secret: a placeholder, a reference, a name."""
+    stripped = value.strip("\"'`:=")
+    if len(stripped) < 4 or _PLACEHOLDER_VALUE.match(stripped) or _is_fake(stripped):
+        return True
+    # references, not values: ${VAR}, {{ var }}, %(var)s, $VAR, os.environ[...], <your-token>
+    if re.search(r"\$\{|\{\{|%\(|^\$\w|environ|getenv|process\.env|^<.*>$|^\[.*\]$|\(\)?$", stripped):
+        return True
+    # code, not a value: yaml.safe_load(f), secrets['key'], config.get(
+    if _EXPRESSION.match(stripped):
+        return True
+    # words are names, not secrets: NextToken, db_password, your-api-key, "GitLab Token", resource/Name
+    if _WORDS.match(stripped) or _looks_like_hash_or_id(stripped):
+        return True
+    # patterns and elisions: [a-z0-9-]+:secret, \d{4}, hf_...
+    if re.search(r"\[[^\]]{0,40}\]|\\[dwsS]|\.\*|\.\.\.", stripped):
+        return True
+    # resource names: arn:aws:iam::..., https://host/path (credentials inside URLs are found separately)
+    return bool(_RESOURCE.match(stripped))
+
+
+def _is_fake(value: str) -> bool:
+    """Documentation keys (AKIAIOSFODNN7EXAMPLE), masks (SKxxxxxxxx...), sequences (abcdef123456)."""
+    lowered = value.lower()
+    return "example" in lowered or bool(_REPEATED.search(value)) or any(s in lowered for s in _SEQUENCES)
+
+
+def _looks_like_hash_or_id(value: str) -> bool:
+    """Hex digests (MD5, SHA-1/git SHAs, SHA-2), UUIDs: ordinary code, never secrets to redact."""
+    return bool(_UUID.match(value)) or (bool(_HEX.match(value)) and len(value) in _HASH_LENGTHS)
+
+
+def _entropy(value: str) -> float:
+    counts = Counter(value)
+    return -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+
+
+def _load_plugins() -> dict[str, Any]:
+    """detect-secrets' plugins, instantiated once per worker."""
+    from detect_secrets.plugins import (
+        artifactory,
+        aws,
+        azure_storage_key,
+        basic_auth,
+        cloudant,
+        discord,
+        github_token,
+        gitlab_token,
+        ibm_cloud_iam,
+        ibm_cos_hmac,
+        jwt,
+        mailchimp,
+        npm,
+        openai,
+        pypi_token,
+        sendgrid,
+        slack,
+        softlayer,
+        square_oauth,
+        stripe,
+        telegram_token,
+        twilio,
+    )
+    from detect_secrets.plugins.keyword import REGEX_BY_FILETYPE, KeywordDetector
+    from detect_secrets.util.filetype import determine_file_type
+
+    regex_plugins = [
+        aws.AWSKeyDetector(), artifactory.ArtifactoryDetector(), azure_storage_key.AzureStorageKeyDetector(),
+        basic_auth.BasicAuthDetector(), cloudant.CloudantDetector(), discord.DiscordBotTokenDetector(),
+        github_token.GitHubTokenDetector(), gitlab_token.GitLabTokenDetector(), ibm_cloud_iam.IbmCloudIamDetector(),
+        ibm_cos_hmac.IbmCosHmacDetector(), jwt.JwtTokenDetector(), mailchimp.MailchimpDetector(), npm.NpmDetector(),
+        openai.OpenAIDetector(), pypi_token.PypiTokenDetector(), sendgrid.SendGridDetector(), slack.SlackDetector(),
+        softlayer.SoftlayerDetector(), square_oauth.SquareOAuthDetector(), stripe.StripeDetector(),
+        telegram_token.TelegramBotTokenDetector(), twilio.TwilioKeyDetector(),
+    ]
+
+    def keyword_regexes(path: str) -> Any:
+        return REGEX_BY_FILETYPE.get(determine_file_type(path))
+
+    return {"regex": regex_plugins, "keyword": KeywordDetector(), "keyword_regexes": keyword_regexes}
