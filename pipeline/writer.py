@@ -6,13 +6,14 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.config import OutputConfig
+if TYPE_CHECKING:  # the config pulls in every stage; verify and inspect need none of them
+    from pipeline.config import OutputConfig
 
 
 def language_slug(language: str) -> str:

@@ -155,56 +155,60 @@ class License(CorpusStage):
 
     def scan(self, files: pa.Table, resource: LicenseResource) -> pa.Table:
         """License files (``key_schema`` + ``bucket``) with whole ``blob_id`` groups in; each with the
-        expressions its text holds out (``FOUND_SCHEMA``). Reads and scans each distinct blob not
-        in the cache once; adds what it scanned to the cache."""
-        files = files.sort_by([("blob_id", "ascending"), ("origin_url", "ascending"), ("path", "ascending")])
+        expressions its text holds out (``FOUND_SCHEMA``). Reads (through the reader stages) and
+        scans each distinct blob the cache does not know, once; adds what it scanned to the cache."""
         cache = LicenseCache(self.cache_dir)
+        first: dict[str, int] = {}  # one row of each blob the cache does not know
+        for i, blob in enumerate(files["blob_id"].to_pylist()):
+            if blob not in first and (not blob or cache.get(blob) is None):
+                first[blob] = i
+        blobs = sorted(first)
+        texts = self._read(files.take(pa.array([first[b] for b in blobs], pa.int64())), resource)
+        return self.scan_texts(files, {b: texts.get(b) for b in blobs}, resource, cache)
+
+    def scan_texts(self, files: pa.Table, texts: dict[str, str | None], resource: LicenseResource,
+                   cache: LicenseCache | None = None) -> pa.Table:
+        """``scan`` with the texts at hand: ``texts`` maps the blobs to scan to their text (None:
+        unreadable); the others must be in the cache. ``files``: ``bucket``, ``origin_url``, ``path``,
+        ``blob_id``."""
+        cache = cache if cache is not None else LicenseCache(self.cache_dir)
+        files = files.sort_by([("blob_id", "ascending"), ("origin_url", "ascending"), ("path", "ascending")])
         blob_ids = files["blob_id"].to_pylist()
         first = [i for i in range(len(blob_ids)) if i == 0 or blob_ids[i] != blob_ids[i - 1]]
         counts: list[Counter[str]] = [Counter() for _ in blob_ids]
         expressions: dict[str, tuple[str, ...]] = {}
-        unread = []
         for i in first:
-            known = cache.get(blob_ids[i]) if blob_ids[i] else None
-            if known is not None:
-                counts[i]["scancode_cache_hits"] += 1
-                expressions[blob_ids[i]] = _from_cache(known, resource.policy)
-            else:
-                unread.append(i)
-        texts, problems = self._read(files.take(pa.array(unread, pa.int64())), resource)
-        for i in unread:
             blob = blob_ids[i]
-            if blob in texts:
-                expressions[blob] = self._detect(blob, texts[blob], cache, resource.policy, counts[i])
-            else:
-                counts[i]["license_file_problems"] += 1
-                log.debug("license file %s unreadable: %s", blob, problems.get(blob))
-                expressions[blob] = (UNKNOWN,)
-        cache.flush()
-        for i in first:
             counts[i]["license_blobs"] += 1
-        columns: dict[str, Any] = {
-            name: files[name] for name in ("bucket", "origin_url", "path")
-        }
+            if blob in texts:
+                text = texts[blob]
+                if text is None:
+                    counts[i]["license_file_problems"] += 1
+                    expressions[blob] = (UNKNOWN,)
+                else:
+                    expressions[blob] = self._detect(blob, text, cache, resource.policy, counts[i])
+                continue
+            known = cache.get(blob)
+            if known is None:
+                raise ValueError(f"license blob {blob}: no text given and not in the cache")
+            counts[i]["scancode_cache_hits"] += 1
+            expressions[blob] = _from_cache(known, resource.policy)
+        cache.flush()
+        columns: dict[str, Any] = {name: files[name] for name in ("bucket", "origin_url", "path")}
         columns["blob_id"] = pa.array([b or None for b in blob_ids], pa.string())
         columns["expressions"] = pa.array([list(expressions[b]) for b in blob_ids], pa.list_(pa.string()))
         for name in COUNTERS:
             columns[name] = pa.array([1 if name == "license_files" else c[name] for c in counts], pa.int64())
         return pa.table(columns, schema=FOUND_SCHEMA)
 
-    def _read(self, files: pa.Table, resource: LicenseResource) -> tuple[dict[str, str], dict[str, str]]:
-        """The text of each license file through the reader stages: {blob_id: text}, {blob_id: why not}."""
-        problems: dict[str, str] = {}
+    def _read(self, files: pa.Table, resource: LicenseResource) -> dict[str, str]:
+        """The text of each license file that the reader stages (fetch, decode) can read, by blob id."""
         current = files
         for stage, stage_resource in zip(self.reader, resource.reader, strict=True):
-            result = stage.process(current, stage_resource)
-            for blob, reason in zip(result.dropped["blob_id"].to_pylist(), result.dropped["reason"].to_pylist(),
-                                    strict=True):
-                problems[blob or ""] = reason
-            current = result.kept
+            current = stage.process(current, stage_resource).kept
         if "content" not in current.column_names:
-            return {}, problems
-        return dict(zip(current["blob_id"].to_pylist(), current["content"].to_pylist(), strict=True)), problems
+            return {}
+        return dict(zip(current["blob_id"].to_pylist(), current["content"].to_pylist(), strict=True))
 
     def _detect(
         self, blob_id: str, content: str, cache: LicenseCache, policy: LicensePolicy, counters: Counter[str]

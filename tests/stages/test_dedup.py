@@ -105,3 +105,104 @@ def test_candidate_pairs_are_linear(n: int) -> None:
     assert len(pairs) == 2 * n - 3
     assert all(a < b for a, b in pairs)
     assert {b for _, b in pairs} == set(nodes[1:])
+
+
+# ---------------------------------------------------------------- the corpus stages, in one process
+def _corpus_rows(texts: list[str], license_types: list[str] | None = None) -> pa.Table:
+    """Kept rows as the row flow leaves them (the columns dedup reads), one per text."""
+    import hashlib
+
+    n = len(texts)
+    return _rows(
+        blob_id=[hashlib.sha1(t.encode()).hexdigest() for t in texts],
+        path=[f"/f{i}.py" for i in range(n)],
+        sha256=[hashlib.sha256(t.encode()).hexdigest() for t in texts],
+        license_type=license_types or ["permissive"] * n,
+        content_id=["0" * 40] * n, snapshot_id=["s"] * n, revision_id=["r"] * n,
+        length_bytes=[len(t.encode()) for t in texts],
+        content=pa.array(texts, pa.large_string()),
+    )
+
+
+def _reduce(stage, batches: list[pa.Table], dropped: set[tuple[int, int]] = frozenset(), content_of=None):
+    """Map each batch (bucket = its index) the way a build does, reduce in one process."""
+    from pipeline.local_corpus import LocalCorpus
+    from pipeline.partition import with_address
+
+    keys = pa.concat_tables([with_address(stage.map(b, None), i, 0) for i, b in enumerate(batches)])
+    keep = [(b, r) not in dropped for b, r in zip(keys["bucket"].to_pylist(), keys["row"].to_pylist(), strict=True)]
+    reduced = stage.reduce(LocalCorpus(keys.filter(pa.array(keep)), None, content_of))
+    return reduced.rows.table.sort_by([("bucket", "ascending"), ("row", "ascending")]), reduced.counters
+
+
+def _for(reduced: pa.Table, bucket: int) -> pa.Table:
+    return reduced.filter(pa.compute.equal(reduced["bucket"], bucket))
+
+
+def test_exact_dedup_keeps_the_best_ranked_copy_across_partitions() -> None:
+    from stages.dedup import ExactDedup
+
+    stage = ExactDedup()
+    one = _corpus_rows(["same text", "unique a"], ["no_license", "permissive"])
+    two = _corpus_rows(["same text", "unique b", "same text"], ["permissive", "permissive", "permissive"])
+    reduced, _ = _reduce(stage, [one, two])
+    # the permissive copies rank first; of the two, the smaller blob_id/path wins
+    assert [(b, r) for b, r in zip(reduced["bucket"].to_pylist(), reduced["row"].to_pylist(), strict=True)] == [
+        (0, 0), (1, 2)]
+    first = stage.apply(one, None, _for(reduced, 0))
+    assert first.kept["content"].to_pylist() == ["unique a"]
+    assert first.dropped["reason"].to_pylist() == ["exact_duplicate"]
+    assert first.dropped["detail"].to_pylist() == [two["blob_id"][0].as_py()]
+    assert first.counters == {"in": 2, "kept": 1, "exact_duplicate": 1}
+
+
+def test_near_dedup_clusters_real_near_copies_and_flags_or_drops_them() -> None:
+    import inspect
+    import json.decoder as decoder
+    import json.encoder as encoder
+
+    from stages.dedup import NearDedup
+
+    original = inspect.getsource(decoder)
+    lines = original.splitlines()
+    rng = random.Random(5)
+    copies = []
+    for _ in range(3):
+        edited = list(lines)
+        for i in rng.sample(range(len(edited)), 8):
+            edited[i] = "# edited " + str(rng.random())
+        copies.append("\n".join(edited))
+    other = inspect.getsource(encoder)
+    batch = _corpus_rows([original, copies[0], other, "too short"])
+    later = _corpus_rows(copies[1:])
+    for keep in (False, True):
+        stage = NearDedup(DedupConfig(keep_near_duplicates=keep))
+        reduced, counters = _reduce(stage, [batch, later])
+        assert counters["clusters"] == 1 and counters["verified_pairs"] >= 3
+        assert reduced.num_rows == 3  # every member but the survivor
+        first = stage.apply(batch, None, _for(reduced, 0))
+        survivor = first.kept["near_dup_cluster"].to_pylist()[0]
+        assert survivor in batch["blob_id"].to_pylist()[:2] + later["blob_id"].to_pylist()
+        clusters = dict(zip(first.kept["content"].to_pylist(), first.kept["near_dup_cluster"].to_pylist(),
+                            strict=True))
+        assert clusters[other] == batch["blob_id"][2].as_py() and clusters["too short"] == batch["blob_id"][3].as_py()
+        assert first.kept.column_names.index("near_dup_cluster") == first.kept.column_names.index("content") - 1
+        if keep:
+            assert first.dropped.num_rows == 0 and clusters[copies[0]] == survivor
+        else:
+            assert set(first.dropped["reason"].to_pylist()) == {"near_duplicate"}
+            assert first.kept.num_rows + first.dropped.num_rows == batch.num_rows
+
+
+def test_near_dedup_skips_rows_an_earlier_stage_dropped_and_verifies_exactly_on_request() -> None:
+    from stages.dedup import NearDedup
+
+    text = " ".join(f"word{i}" for i in range(300))
+    near = text.replace("word150", "changed")
+    batch = _corpus_rows([text, near, text + " "])
+    texts = {(0, i): t for i, t in enumerate(batch["content"].to_pylist())}
+    stage = NearDedup(DedupConfig(exact_jaccard=True))
+    reduced, counters = _reduce(stage, [batch], dropped={(0, 2)}, content_of=lambda b, r: texts[(b, r)])
+    assert counters["verified_pairs"] == 1 and reduced["row"].to_pylist() in ([0], [1])  # never the dropped row 2
+    survivor = 1 - reduced["row"][0].as_py()
+    assert reduced["detail"].to_pylist() == [batch["blob_id"][survivor].as_py()]

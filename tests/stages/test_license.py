@@ -1,5 +1,7 @@
+import gzip
 import hashlib
 import logging
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -9,7 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.errors import PipelineError
-from schemas import CLASSIFIED_SCHEMA, LANGUAGE_SCHEMA
+from pipeline.local_corpus import LocalCorpus
+from schemas import CLASSIFIED_SCHEMA, LANGUAGE_SCHEMA, WALK_SCHEMA
+from stages.decode import Decode
+from stages.fetch import Fetch
 from stages.license import (
     UNKNOWN,
     UNKNOWN_SPDX,
@@ -17,6 +22,8 @@ from stages.license import (
     LicenseCache,
     LicenseConfig,
     LicensePolicy,
+    LicenseResource,
+    folder_licenses,
     is_license_file,
     license_file_mask,
     spdx_expressions,
@@ -39,22 +46,51 @@ def policy() -> LicensePolicy:
     return LicensePolicy(ignore=LicenseConfig().ignore)
 
 
-def _stage(cache_dir: Path | None = None, **config) -> License:
-    stage = License(LicenseConfig(**config), str(cache_dir) if cache_dir else None)
-    stage.setup()
-    return stage
+class Repos:
+    """License files of some repositories, in a real content store (gzip blobs by SHA-1), run
+    through the license stage's map and reduce the way a build does, in one process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "content").mkdir(parents=True, exist_ok=True)
+
+    def walk_rows(self, files: list[tuple[str, str, str | bytes | None]]) -> pa.Table:
+        """WALK_SCHEMA rows for (origin, path, content); content None: no blob in the store."""
+        rows = []
+        for origin, path, content in files:
+            data = content.encode() if isinstance(content, str) else content
+            blob = hashlib.sha1(data if data is not None else path.encode() + origin.encode()).hexdigest()
+            if data is not None:
+                (self.root / "content" / blob).write_bytes(gzip.compress(data))
+            rows.append({"content_id": blob, "blob_id": blob, "origin_url": origin, "repo_name": "o/r",
+                         "snapshot_id": "s", "revision_id": "r", "directory_id": "d", "branch_name": "HEAD",
+                         "path": path, "path_is_utf8": True, "length": len(data or b""), "status": "visible"})
+        return pa.Table.from_pylist(rows, schema=WALK_SCHEMA)
+
+    def stage(self, cache_dir: Path | None = None, **config) -> License:
+        fetch = Fetch(str(self.root))
+        return License(LicenseConfig(**config), str(cache_dir) if cache_dir else None, reader=(fetch, Decode()))
+
+    def reduce(self, stage: License, files: list[tuple[str, str, str | bytes | None]]
+               ) -> tuple[pa.Table, dict[str, int], LicenseResource]:
+        """The reduced rows of ``files`` (all in partition 0) and the reduce's counters."""
+        resource = stage.setup()
+        keys = stage.map(self.walk_rows(files), resource)
+        keys = keys.add_column(0, "bucket", pa.array([0] * keys.num_rows, pa.int32()))
+        reduced = stage.reduce(LocalCorpus(keys, resource))
+        return reduced.rows.table, reduced.counters, resource
 
 
-def _license_files(files: list[tuple[str, str, str | None]], problems: dict[int, str] | None = None) -> pa.Table:
-    """(origin, path, content) rows as prepare() takes them; blob_id = SHA-1 of the text."""
-    problems = problems or {}
-    return pa.table({
-        "origin_url": [o for o, _, _ in files],
-        "path": [p for _, p, _ in files],
-        "blob_id": [hashlib.sha1((c or f"{i}").encode()).hexdigest() for i, (_, _, c) in enumerate(files)],
-        "content": pa.array([c for _, _, c in files], pa.string()),
-        "problem": pa.array([problems.get(i) for i in range(len(files))], pa.string()),
-    })
+@pytest.fixture
+def repos(tmp_path: Path) -> Repos:
+    return Repos(tmp_path / "store")
+
+
+def _prepared(repos: Repos, files: list[tuple[str, str, str | bytes | None]], cache_dir: Path | None = None,
+              **config) -> tuple[License, LicenseResource, pa.Table, dict[str, int]]:
+    stage = repos.stage(cache_dir, **config)
+    found, counters, resource = repos.reduce(stage, files)
+    return stage, resource, found, counters
 
 
 def _rows(files: list[tuple[str, str, str]]) -> pa.Table:
@@ -73,8 +109,12 @@ def _rows(files: list[tuple[str, str, str]]) -> pa.Table:
     return pa.table(columns, schema=LANGUAGE_SCHEMA)
 
 
-def _classified(stage: License, files: list[tuple[str, str, str]]) -> dict[str, tuple[list[str], str]]:
-    ids, types, _ = stage.classify(_rows(files))
+Prepared = tuple[License, LicenseResource, pa.Table, dict[str, int]]
+
+
+def _classified(prepared: Prepared, files: list[tuple[str, str, str]]) -> dict[str, tuple[list[str], str]]:
+    stage, resource, found, _ = prepared
+    ids, types, _ = stage.classify(_rows(files), resource.policy, folder_licenses(found))
     return {f"{o}{p}": (i, t) for (o, p, _), i, t in zip(files, ids.to_pylist(), types.to_pylist(), strict=True)}
 
 
@@ -118,11 +158,11 @@ def test_mask_and_function_agree_on_any_path(path: str) -> None:
 
 # ---------------------------------------------------------------- ScanCode on real license texts
 @pytest.fixture(scope="module")
-def real(texts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tuple[License, dict[str, int]]:
-    """One stage, prepared with one repository per ScanCode license text (LICENSE at its root)."""
-    stage = _stage(tmp_path_factory.mktemp("cache"))
-    counters = stage.prepare(_license_files([(f"https://x.org/{k}", "/LICENSE", t) for k, t in texts.items()]))
-    return stage, counters
+def real(texts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    """One repository per ScanCode license text (LICENSE at its root), through map and reduce."""
+    repos = Repos(tmp_path_factory.mktemp("store"))
+    return _prepared(repos, [(f"https://x.org/{k}", "/LICENSE", t) for k, t in texts.items()],
+                     tmp_path_factory.mktemp("cache"))
 
 
 @pytest.mark.parametrize(
@@ -137,30 +177,32 @@ def real(texts: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> tup
         ("cc-by-sa-4.0", "CC-BY-SA-4.0", "non_permissive"),
     ],
 )
-def test_real_license_texts(real: tuple[License, dict[str, int]], key: str, spdx: str, license_type: str) -> None:
-    stage, _ = real
-    found = _classified(stage, [(f"https://x.org/{key}", "/src/main.py", "print(1)\n")])
+def test_real_license_texts(real: Prepared, key: str, spdx: str, license_type: str) -> None:
+    found = _classified(real, [(f"https://x.org/{key}", "/src/main.py", "print(1)\n")])
     assert found[f"https://x.org/{key}/src/main.py"] == ([spdx], license_type)
 
 
-def test_scancode_ran_once_per_distinct_blob(real: tuple[License, dict[str, int]], texts: dict[str, str]) -> None:
-    _, counters = real
+def test_scancode_ran_once_per_distinct_blob(real: Prepared, texts: dict[str, str]) -> None:
+    counters = real[3]
     assert counters["license_files"] == counters["license_blobs"] == counters["scancode_runs"] == len(texts)
     assert counters.get("scancode_failures", 0) == 0
 
 
 # ---------------------------------------------------------------- propagation
-def test_licenses_propagate_down_the_tree_and_stay_in_their_repository(texts: dict[str, str], tmp_path: Path) -> None:
-    stage = _stage(tmp_path)
+def test_licenses_propagate_down_the_tree_and_stay_in_their_repository(
+    texts: dict[str, str], repos: Repos, tmp_path: Path
+) -> None:
     a, b = "https://github.com/o/a", "https://github.com/o/b"
-    counters = stage.prepare(_license_files([
+    prepared = _prepared(repos, [
         (a, "/LICENSE", texts["mit"]),
         (a, "/lib/COPYING", texts["gpl-2.0"]),
         (a, "/lib/vendor/x/LICENSE.txt", texts["apache-2.0"]),
         (b, "/LICENSE", texts["mit"]),  # same blob as a's: scanned once
-    ]))
-    assert counters["license_files"] == 4 and counters["scancode_runs"] == 3
-    found = _classified(stage, [
+        (a, "/src/main.py", "print(1)\n"),  # not a license file: the map leaves it out
+    ], tmp_path / "cache")
+    counters = prepared[3]
+    assert counters["license_files"] == 4 and counters["license_blobs"] == 3 and counters["scancode_runs"] == 3
+    found = _classified(prepared, [
         (a, "/setup.py", ""), (a, "/docs/deep/er/x.md", ""), (a, "/lib/b.py", ""), (a, "/libx/c.py", ""),
         (a, "/lib/vendor/x/y/z.py", ""), (a, "/LICENSE", ""), (b, "/lib/b.py", ""),
         ("https://github.com/o/c", "/a.py", ""),
@@ -175,19 +217,48 @@ def test_licenses_propagate_down_the_tree_and_stay_in_their_repository(texts: di
     assert found["https://github.com/o/c/a.py"] == ([], "no_license")
 
 
-def test_prepare_replaces_the_previous_partition(texts: dict[str, str]) -> None:
-    stage = _stage()
-    stage.prepare(_license_files([("https://x.org/r", "/LICENSE", texts["gpl-3.0"])]))
-    stage.prepare(_license_files([("https://x.org/s", "/LICENSE", texts["mit"])]))
-    assert _classified(stage, [("https://x.org/r", "/a.py", "")])["https://x.org/r/a.py"] == ([], "no_license")
+def test_apply_sees_only_the_license_files_it_is_given(texts: dict[str, str], repos: Repos) -> None:
+    stage, resource, found, _ = _prepared(repos, [("https://x.org/r", "/LICENSE", texts["gpl-3.0"]),
+                                                  ("https://x.org/s", "/LICENSE", texts["mit"])])
+    only_s = found.filter(pa.compute.equal(found["origin_url"], "https://x.org/s"))
+    rows = _rows([("https://x.org/r", "/a.py", ""), ("https://x.org/s", "/b.py", "")])
+    assert stage.apply(rows, resource, only_s).kept["license_type"].to_pylist() == ["no_license", "permissive"]
+    assert stage.apply(rows, resource, found).kept["path"].to_pylist() == ["/b.py"]
+
+
+def test_one_stage_object_serves_many_threads_with_different_license_maps(texts: dict[str, str], repos: Repos) -> None:
+    """The bug a stateful stage had: two threads of one worker, two partitions, one stage object.
+    Here 8 threads each apply their own partition's license files, 50 times over, through one stage
+    and one resource; every answer must be its own partition's."""
+    gpl, mit = "https://x.org/gpl", "https://x.org/mit"
+    stage, resource, found, _ = _prepared(repos, [(gpl, "/COPYING", texts["gpl-3.0"]), (mit, "/LICENSE", texts["mit"])])
+    by_origin = {o: found.filter(pa.compute.equal(found["origin_url"], o)) for o in (gpl, mit)}
+    wrong: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def work(k: int) -> None:
+        origin = gpl if k % 2 else mit
+        rows = _rows([(origin, f"/f{i}.py", "x = 1\n") for i in range(20)])
+        barrier.wait()
+        for _ in range(50):
+            result = stage.apply(rows, resource, by_origin[origin])
+            expected = 0 if origin == gpl else 20
+            if result.kept.num_rows != expected or result.dropped.num_rows != 20 - expected:
+                wrong.append(origin)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
 
 
 # ---------------------------------------------------------------- SPDX-License-Identifier lines
-def test_spdx_lines_in_a_file_apply_to_that_file_alone() -> None:
-    stage = _stage()
-    stage.prepare(_license_files([]))
+def test_spdx_lines_in_a_file_apply_to_that_file_alone(repos: Repos) -> None:
+    prepared = _prepared(repos, [])
     o = "https://x.org/r"
-    found = _classified(stage, [
+    found = _classified(prepared, [
         (o, "/dual.py", "# SPDX-License-Identifier: MIT OR GPL-2.0-only\nimport os\n"),
         (o, "/classpath.java", "/* SPDX-License-Identifier: GPL-2.0-only WITH Classpath-exception-2.0 */\n"),
         (o, "/llvm.cpp", "// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception\n"),
@@ -207,24 +278,22 @@ def test_spdx_lines_in_a_file_apply_to_that_file_alone() -> None:
     assert found[f"{o}/plain.py"] == ([], "no_license")
 
 
-def test_invalid_spdx_expressions_are_recorded_as_unknown_and_counted() -> None:
-    stage = _stage()
-    stage.prepare(_license_files([]))
+def test_invalid_spdx_expressions_are_recorded_as_unknown_and_counted(repos: Repos) -> None:
+    stage, resource, found, _ = _prepared(repos, [])
     rows = [("https://x.org/r", f"/f{i}.c", f"// SPDX-License-Identifier: {e}\n") for i, e in
             enumerate(["MIT/GPL", "MIT OR", "(MIT", "GPL-2.0 WITH MIT", "Foo-Bar-License", "LLVM-exception"])]
-    ids, types, counters = stage.classify(_rows(rows))
+    ids, types, counters = stage.classify(_rows(rows), resource.policy, folder_licenses(found))
     assert ids.to_pylist() == [[UNKNOWN_SPDX]] * len(rows)
     assert set(types.to_pylist()) == {"non_permissive"}
     assert counters["spdx_invalid"] == len(rows) and counters["spdx_files"] == len(rows)
 
 
-def test_spdx_tag_past_the_head_is_not_read() -> None:
-    stage = _stage(spdx_head_bytes=100)
-    stage.prepare(_license_files([]))
+def test_spdx_tag_past_the_head_is_not_read(repos: Repos) -> None:
+    prepared = _prepared(repos, [], spdx_head_bytes=100)
     text = "x = 1\n" * 50 + "# SPDX-License-Identifier: GPL-3.0-only\n"
-    assert _classified(stage, [("o", "/a.py", text)])["o/a.py"] == ([], "no_license")
+    assert _classified(prepared, [("o", "/a.py", text)])["o/a.py"] == ([], "no_license")
     cut = "x" * 60 + "\n# SPDX-License-Identifier: MIT OR Apache-2.0\n"  # the head ends inside the tag's line
-    assert _classified(stage, [("o", "/b.py", cut)])["o/b.py"] == ([], "no_license")
+    assert _classified(prepared, [("o", "/b.py", cut)])["o/b.py"] == ([], "no_license")
 
 
 def test_spdx_expressions_strip_comment_syntax() -> None:
@@ -278,15 +347,15 @@ def test_allow_and_deny() -> None:
 
 
 # ---------------------------------------------------------------- the stage
-def test_process_splits_and_fills_the_classified_schema(texts: dict[str, str]) -> None:
+def test_apply_splits_and_fills_the_classified_schema(texts: dict[str, str], repos: Repos) -> None:
     o, p = "https://x.org/gpl", "https://x.org/mit"
     files = [(o, "/a.py", "x = 1\n"), (p, "/b.py", "y = 2\n"), ("https://x.org/none", "/c.py", "z = 3\n")]
     table = _rows(files)
     before = table.to_pylist()
     for permissive_only, kept_paths in ((False, ["/b.py", "/c.py"]), (True, ["/b.py"])):
-        stage = _stage(permissive_only=permissive_only)
-        stage.prepare(_license_files([(o, "/COPYING", texts["gpl-3.0"]), (p, "/LICENSE", texts["mit"])]))
-        result = stage.process(table)
+        stage, resource, found, _ = _prepared(repos, [(o, "/COPYING", texts["gpl-3.0"]), (p, "/LICENSE", texts["mit"])],
+                                              permissive_only=permissive_only)
+        result = stage.apply(table, resource, found)
         assert result.kept.schema == CLASSIFIED_SCHEMA
         assert result.kept["path"].to_pylist() == kept_paths
         assert result.kept.num_rows + result.dropped.num_rows == table.num_rows
@@ -298,79 +367,81 @@ def test_process_splits_and_fills_the_classified_schema(texts: dict[str, str]) -
     assert table.to_pylist() == before
 
 
-def test_batches_with_nothing_to_drop_and_empty_batches(texts: dict[str, str]) -> None:
-    stage = _stage()
-    stage.prepare(_license_files([("https://x.org/mit", "/LICENSE", texts["mit"])]))
-    result = stage.process(_rows([("https://x.org/mit", "/a.py", ""), ("https://x.org/mit", "LICENSE", "")]))
+def test_batches_with_nothing_to_drop_and_empty_batches(texts: dict[str, str], repos: Repos) -> None:
+    stage, resource, found, _ = _prepared(repos, [("https://x.org/mit", "/LICENSE", texts["mit"])])
+    rows = _rows([("https://x.org/mit", "/a.py", ""), ("https://x.org/mit", "LICENSE", "")])
+    result = stage.apply(rows, resource, found)
     assert result.kept["license_type"].to_pylist() == ["permissive"] * 2 and result.dropped.num_rows == 0
-    empty = stage.process(_rows([]))
+    empty = stage.apply(_rows([]), resource, found)
     assert empty.kept.schema == CLASSIFIED_SCHEMA and empty.kept.num_rows == empty.dropped.num_rows == 0
 
 
-def test_process_before_prepare_is_a_bug() -> None:
-    with pytest.raises(RuntimeError, match="before License.prepare"):
-        _stage().process(_rows([("o", "/a.py", "")]))
-
-
-def test_prepare_names_missing_columns() -> None:
-    stage = _stage()
-    with pytest.raises(ValueError, match="problem"):
-        stage.prepare(pa.table({"origin_url": ["o"], "path": ["/LICENSE"], "blob_id": ["0" * 40], "content": ["x"]}))
+def test_the_stage_is_a_value() -> None:
+    """Frozen, hashable by its config, nothing written on it by setup or apply."""
+    stage = License(LicenseConfig(), None)
+    assert stage == License(LicenseConfig(), None) and hash(stage) == hash(License(LicenseConfig(), None))
+    assert stage != License(LicenseConfig(permissive_only=True), None)
+    before = dict(vars(stage))
+    stage.setup()
+    assert vars(stage) == before
+    with pytest.raises(AttributeError):
+        stage.config = LicenseConfig()  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------- bad license files
-def test_binary_empty_enormous_and_slow_license_files(texts: dict[str, str], tmp_path: Path) -> None:
-    stage = _stage(tmp_path, max_scan_bytes=2000)
+def test_binary_empty_enormous_and_slow_license_files(texts: dict[str, str], repos: Repos, tmp_path: Path) -> None:
     enormous = texts["mit"] + "\n" + "x" * 5000  # over max_scan_bytes: its start is scanned, its rest unknown
-    counters = stage.prepare(_license_files(
-        [("bin", "/LICENSE", None), ("empty", "/LICENSE", " \n"), ("big", "/LICENSE", enormous),
-         ("missing", "/COPYING", None)],
-        problems={0: "binary", 3: "content_missing"},
-    ))
-    assert counters["license_file_problems"] == 3
-    assert counters["license_file_problem_binary"] == counters["license_file_problem_empty"] == 1
-    assert counters["license_file_problem_content_missing"] == 1
+    prepared = _prepared(repos, [
+        ("bin", "/LICENSE", b"MIT\x00\x01binary"), ("empty", "/LICENSE", " \n"), ("big", "/LICENSE", enormous),
+        ("missing", "/COPYING", None),
+    ], tmp_path, max_scan_bytes=2000)
+    counters = prepared[3]
+    assert counters["license_file_problems"] == 3  # binary, empty, missing
     assert counters["license_files_truncated"] == 1 and counters["scancode_runs"] == 1
-    found = _classified(stage, [(o, "/a.py", "") for o in ("bin", "empty", "big", "missing")])
+    found = _classified(prepared, [(o, "/a.py", "") for o in ("bin", "empty", "big", "missing")])
     assert found["bin/a.py"] == ([UNKNOWN], "non_permissive")
     assert found["empty/a.py"] == ([], "no_license")  # an empty file states no license
     assert found["big/a.py"] == (["LicenseRef-scancode-unknown", "MIT"], "non_permissive")
     assert found["missing/a.py"] == ([UNKNOWN], "non_permissive")
     assert len(LicenseCache(tmp_path)) == 0  # a truncated scan is never cached
 
-    slow = _stage(tmp_path, timeout_s=1e-9)  # the deadline has passed before ScanCode starts
-    counters = slow.prepare(_license_files([("slow", "/LICENSE", texts["gpl-2.0"])]))
-    assert counters["scancode_timeouts"] == counters["scancode_failures"] == 1
-    ids, types, _ = slow.classify(_rows([("slow", "/a.py", "")]))
-    assert UNKNOWN in ids.to_pylist()[0] and types.to_pylist() == ["non_permissive"]
+    slow = _prepared(repos, [("slow", "/LICENSE", texts["gpl-2.0"])], tmp_path, timeout_s=1e-9)
+    assert slow[3]["scancode_timeouts"] == slow[3]["scancode_failures"] == 1  # the deadline passed before it began
+    ids, kind = _classified(slow, [("slow", "/a.py", "")])["slow/a.py"]
+    assert UNKNOWN in ids and kind == "non_permissive"
     assert len(LicenseCache(tmp_path)) == 0  # nor a timed-out one
 
 
 # ---------------------------------------------------------------- the persistent cache
-def test_a_second_stage_on_the_same_cache_runs_scancode_zero_times(texts: dict[str, str], tmp_path: Path) -> None:
-    files = _license_files([("a", "/LICENSE", texts["mit"]), ("b", "/LICENSE", texts["gpl-2.0"])])
-    first = _stage(tmp_path).prepare(files)
-    assert first["scancode_runs"] == 2 and first.get("scancode_cache_hits", 0) == 0
-    assert len(list(tmp_path.glob("licenses-*.parquet"))) == 1
-    second_stage = _stage(tmp_path)
-    second = second_stage.prepare(files)
-    assert second.get("scancode_runs", 0) == 0 and second["scancode_cache_hits"] == 2
-    assert len(list(tmp_path.glob("licenses-*.parquet"))) == 1  # nothing new to write
-    assert _classified(second_stage, [("b", "/x.py", "")])["b/x.py"] == (["GPL-2.0-only"], "non_permissive")
+def test_a_second_run_on_the_same_cache_runs_scancode_zero_times(
+    texts: dict[str, str], repos: Repos, tmp_path: Path
+) -> None:
+    files = [("a", "/LICENSE", texts["mit"]), ("b", "/LICENSE", texts["gpl-2.0"])]
+    first = _prepared(repos, files, tmp_path / "cache")[3]
+    assert first["scancode_runs"] == 2 and first["scancode_cache_hits"] == 0
+    assert len(list((tmp_path / "cache").glob("licenses-*.parquet"))) == 1
+    second = _prepared(repos, files, tmp_path / "cache")
+    assert second[3]["scancode_runs"] == 0 and second[3]["scancode_cache_hits"] == 2
+    assert len(list((tmp_path / "cache").glob("licenses-*.parquet"))) == 1  # nothing new to write
+    assert _classified(second, [("b", "/x.py", "")])["b/x.py"] == (["GPL-2.0-only"], "non_permissive")
 
 
-def test_texts_the_cache_knows_need_not_be_read_again(texts: dict[str, str], tmp_path: Path) -> None:
-    files = _license_files([("a", "/LICENSE", texts["mit"]), ("b", "/COPYING", texts["gpl-2.0"])])
-    _stage(tmp_path).prepare(files)
-    stage = _stage(tmp_path)
-    unknown = hashlib.sha1(b"never scanned").hexdigest()
-    assert stage.cached([*files["blob_id"].to_pylist(), unknown, None]) == [True, True, False, False]
-    unread = files.set_column(3, "content", pa.nulls(2, pa.string()))  # what the partition look-ahead passes
-    counters = stage.prepare(unread)
-    assert counters.get("scancode_runs", 0) == 0 and counters["scancode_cache_hits"] == 2
-    assert counters.get("license_file_problems", 0) == 0
-    found = _classified(stage, [("a", "/x.py", ""), ("b", "/y.py", "")])
-    assert found["a/x.py"] == (["MIT"], "permissive") and found["b/y.py"] == (["GPL-2.0-only"], "non_permissive")
+def test_texts_the_cache_knows_are_not_read_again(texts: dict[str, str], repos: Repos, tmp_path: Path) -> None:
+    files = [("a", "/LICENSE", texts["mit"]), ("b", "/COPYING", texts["gpl-2.0"])]
+    _prepared(repos, files, tmp_path / "cache")
+    for blob in (repos.root / "content").iterdir():  # the store loses the blobs: only the cache can answer
+        blob.unlink()
+    again = _prepared(repos, [(o, p, None) for o, p, _ in files], tmp_path / "cache")
+    assert again[3]["scancode_runs"] == 0 and again[3]["license_file_problems"] == 2  # no blob ids: unreadable
+    hit = Repos(tmp_path / "store2")
+    cached = _prepared(hit, files, tmp_path / "cache")
+    for blob in (hit.root / "content").iterdir():
+        blob.unlink()
+    found, counters, _ = hit.reduce(hit.stage(tmp_path / "cache"), files)  # same blob ids, blobs gone
+    assert counters["scancode_runs"] == 0 and counters["scancode_cache_hits"] == 2
+    assert counters["license_file_problems"] == 0
+    result = _classified((cached[0], cached[1], found, counters), [("a", "/x.py", ""), ("b", "/y.py", "")])
+    assert result["a/x.py"] == (["MIT"], "permissive") and result["b/y.py"] == (["GPL-2.0-only"], "non_permissive")
 
 
 def test_cache_files_are_named_by_content_and_other_versions_are_ignored(tmp_path: Path) -> None:
@@ -391,10 +462,10 @@ def test_cache_files_are_named_by_content_and_other_versions_are_ignored(tmp_pat
 
 
 def test_a_corrupt_cache_file_is_ignored_with_a_warning(
-    texts: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    texts: dict[str, str], repos: Repos, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    files = _license_files([("a", "/LICENSE", texts["mit"])])
-    _stage(tmp_path).prepare(files)
+    files = [("a", "/LICENSE", texts["mit"])]
+    _prepared(repos, files, tmp_path)
     (good,) = tmp_path.glob("licenses-*.parquet")
     # a file with the right schema whose content was changed (says GPL is MIT's result) ...
     table = pq.read_table(good)
@@ -404,10 +475,8 @@ def test_a_corrupt_cache_file_is_ignored_with_a_warning(
     # ... and one that is not Parquet at all
     (tmp_path / "licenses-0123456789abcdef0123456789abcdef.parquet").write_bytes(b"PAR1 not really")
     with caplog.at_level(logging.WARNING, logger="stages.license"):
-        stage = _stage(tmp_path)
-        counters = stage.prepare(files)
-    assert counters["scancode_runs"] == 1 and counters.get("scancode_cache_hits", 0) == 0
+        prepared = _prepared(repos, files, tmp_path)
+    assert prepared[3]["scancode_runs"] == 1 and prepared[3]["scancode_cache_hits"] == 0
     assert sum("ignored" in r.message for r in caplog.records) == 2
-    assert counters["license_cache_files_ignored"] == 2
     assert len(LicenseCache(tmp_path)) == 1  # the damaged file was rewritten with the fresh result
-    assert _classified(stage, [("a", "/x.py", "")])["a/x.py"] == (["MIT"], "permissive")
+    assert _classified(prepared, [("a", "/x.py", "")])["a/x.py"] == (["MIT"], "permissive")
