@@ -3,7 +3,7 @@
     python benchmarks/license_quality.py [--data /tmp/license-bench] [--offline] [--cases 40]
 
 Each item is one or more real license files put at the root of a one-file repository; the license
-stage (``License.prepare`` + ``License.classify``, default config, no persistent cache) decides the
+stage (``License.scan_texts`` + ``License.classify``, default config, no persistent cache) decides the
 class of a file at that root, which is compared with an independent statement of the license:
 
 1. ScanCode's own license texts (licensedcode/data/licenses) against their ScanCode category
@@ -41,8 +41,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from stages.license import NON_PERMISSIVE, PERMISSIVE, UNKNOWN_SPDX, License, LicensePolicy, is_license_file
+from stages.license import (
+    COUNTERS,
+    NON_PERMISSIVE,
+    PERMISSIVE,
+    UNKNOWN_SPDX,
+    License,
+    LicenseCache,
+    LicensePolicy,
+    LicenseResource,
+    folder_licenses,
+    is_license_file,
+)
 
 #: copyleft families (SPDX id prefixes): never permissive
 COPYLEFT = re.compile(
@@ -341,27 +353,43 @@ def _normal(name: str) -> str:
 
 
 # ---------------------------------------------------------------- evaluation
-def evaluate(stage: License, items: list[Item]) -> tuple[list[tuple[Item, str, list[str]]], dict[str, int], float]:
-    """(item, predicted license_type, detected ids) for every item; prepare's counters; its CPU seconds."""
-    origins, paths, blobs, contents, problems = [], [], [], [], []
+def evaluate(
+    stage: License, resource: LicenseResource, cache: LicenseCache, items: list[Item]
+) -> tuple[list[tuple[Item, str, list[str]]], dict[str, int], float]:
+    """(item, predicted license_type, detected ids) for every item; the scan's counters; its CPU seconds.
+
+    All items are one partition (bucket 0). ``cache``: kept across sources (in memory), so a text
+    already scanned for an earlier source is a cache hit, not a second ScanCode run."""
+    origins, paths, blobs = [], [], []
+    texts: dict[str, str | None] = {}  # blob → text; None: unreadable (the file has a problem)
     for i, item in enumerate(items):
         for relative, text, problem in item.files:
+            if text is None or problem is not None:
+                # its own blob id: an unreadable file is never the empty text (which adds nothing)
+                blob = hashlib.sha1(f"unreadable: {problem}".encode()).hexdigest()
+                texts[blob] = None
+            else:
+                blob = hashlib.sha1(text.encode()).hexdigest()
+                texts[blob] = text
             origins.append(f"item{i}")
             paths.append("/" + relative)
-            blobs.append(hashlib.sha1((text or "").encode()).hexdigest())
-            contents.append(text)
-            problems.append(problem)
-    table = pa.table({"origin_url": origins, "path": paths, "blob_id": blobs, "content": contents,
-                      "problem": pa.array(problems, pa.string())})
-    start = time.process_time()
-    counters = stage.prepare(table)
-    cpu = time.process_time() - start
-    probes = pa.table({
-        "origin_url": [f"item{i}" for i in range(len(items))],
-        "path": [f"/{item.probe_folder}/probe.txt".replace("//", "/") for item in items],
-        "content": [""] * len(items),
+            blobs.append(blob)
+    files = pa.table({
+        "bucket": pa.array([0] * len(blobs), pa.int32()), "origin_url": pa.array(origins, pa.string()),
+        "path": pa.array(paths, pa.string()), "blob_id": pa.array(blobs, pa.string()),
     })
-    ids, types, _ = stage.classify(probes)
+    start = time.process_time()
+    # what the reduce's scan does: ScanCode on the blobs the cache does not know, the others from the cache
+    to_scan = {blob: text for blob, text in texts.items() if cache.get(blob) is None}
+    found = stage.scan_texts(files, to_scan, resource, cache)
+    cpu = time.process_time() - start
+    counters = {name: pc.sum(found[name]).as_py() or 0 for name in COUNTERS}
+    probes = pa.table({
+        "origin_url": pa.array([f"item{i}" for i in range(len(items))], pa.string()),
+        "path": pa.array([f"/{item.probe_folder}/probe.txt".replace("//", "/") for item in items], pa.string()),
+        "content": pa.array([""] * len(items), pa.string()),
+    })
+    ids, types, _ = stage.classify(probes, resource.policy, folder_licenses(found))
     return list(zip(items, types.to_pylist(), ids.to_pylist(), strict=True)), counters, cpu
 
 
@@ -407,8 +435,9 @@ def main() -> None:
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     stage = License()
-    stage.setup()
-    policy: LicensePolicy = stage._policy  # type: ignore[attr-defined]
+    resource = stage.setup()
+    policy = resource.policy
+    cache = LicenseCache(stage.cache_dir)  # in memory (no cache_dir), shared by every source
     fetched = fetch_npm(args.data, args.offline)
     sources: list[tuple[str, list[Item]]] = [
         ("1. ScanCode license texts vs ScanCode category", list(scancode_texts(policy))),
@@ -427,7 +456,7 @@ def main() -> None:
     total_right = total = 0
     violations = []
     for title, items in sources:
-        results, counters, cpu = evaluate(stage, items)
+        results, counters, cpu = evaluate(stage, resource, cache, items)
         right, n = report(title, results, args.cases, policy)
         total_right += right
         total += n

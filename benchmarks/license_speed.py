@@ -6,13 +6,15 @@ Each installed Python distribution (site-packages) and each npm package under /u
 is one repository: its text files at their paths, its real license files (a wheel's
 ``*.dist-info/licenses/*`` or ``LICENSE*``; an npm package's own) at its root. The rows go through
 the stages as in a run, in 16 MiB batches: Decode (timed), then the license stage: the
-``license_file_mask`` over every path (what selects the files to prefetch), ``License.prepare`` over
-the license files, ``License.process`` over every batch. Run twice with the same cache folder: the
-first run's ScanCode runs must equal the distinct license blobs, the second run's must be zero.
+``license_file_mask`` over every path (what selects the license files), ``License.scan_texts`` over
+the license files (what the reduce's ``scan`` does once the texts are read: cache lookups, ScanCode
+on the blobs the cache does not know), ``License.apply`` over every batch. Run twice with the same
+cache folder: the first run's ScanCode runs must equal the distinct license blobs, the second
+run's must be zero.
 
 Figures are CPU seconds of this process (``time.process_time``), so they are per core whatever else
-the machine runs. "Everything else" is the license stage without ScanCode: mask + prepare (second
-run, all cache hits) + process. Prints Markdown for docs/license.md. Not a test: nothing asserts.
+the machine runs. "Everything else" is the license stage without ScanCode: mask + scan (second
+run, all cache hits) + apply. Prints Markdown for docs/license.md. Not a test: nothing asserts.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import pyarrow.compute as pc
 
 from schemas import LANGUAGE_FIELDS, LANGUAGE_SCHEMA, WALK_SCHEMA
 from stages.decode import Decode
-from stages.license import License, license_file_mask
+from stages.license import COUNTERS, License, LicenseCache, LicenseResource, folder_licenses, license_file_mask
 
 TEXT_SUFFIXES = {".py", ".pyi", ".js", ".mjs", ".cjs", ".ts", ".json", ".md", ".rst", ".txt", ".c", ".h", ".cpp",
                  ".pyx", ".pxd", ".cfg", ".toml", ".yaml", ".yml", ".html", ".css", ".sh", ""}
@@ -134,48 +136,58 @@ def with_language(decoded: pa.Table) -> pa.Table:
 
 
 def license_files(decoded: pa.Table, mask: pa.ChunkedArray | pa.Array) -> pa.Table:
-    """What prepare() takes: the decoded license files (content) with no problem."""
+    """What scan_texts() takes (``bucket``, ``origin_url``, ``path``, ``blob_id``; one partition), plus
+    ``content``: the decoded license files, all readable."""
     chosen = decoded.filter(mask)
     return pa.table({
-        "origin_url": chosen["origin_url"], "path": chosen["path"], "blob_id": chosen["blob_id"],
-        "content": pc.cast(chosen["content"], pa.string()), "problem": pa.nulls(chosen.num_rows, pa.string()),
+        "bucket": pa.array([0] * chosen.num_rows, pa.int32()), "origin_url": chosen["origin_url"],
+        "path": chosen["path"], "blob_id": chosen["blob_id"], "content": pc.cast(chosen["content"], pa.string()),
     })
+
+
+def scan(stage: License, resource: LicenseResource, files: pa.Table) -> pa.Table:
+    """The reduce's ``scan`` with the texts at hand: the cache (loaded as a scan task does), the texts of
+    the blobs it does not know, then ``scan_texts``. FOUND_SCHEMA rows."""
+    cache = LicenseCache(stage.cache_dir)
+    blobs, contents = files["blob_id"].to_pylist(), files["content"].to_pylist()
+    texts = {b: t for b, t in zip(blobs, contents, strict=True) if cache.get(b) is None}
+    return stage.scan_texts(files.drop_columns(["content"]), texts, resource, cache)
 
 
 def run(walked: list[pa.Table], cache: Path) -> dict[str, float]:
     cpu = Counter()
     start = time.process_time()
     stage = License(cache_dir=str(cache))
-    stage.setup()
+    resource = stage.setup()
     cpu["license setup"] = time.process_time() - start
     decode = Decode()
-    decode.setup()
     decoded_batches = []
     for batch in walked:
         start = time.process_time()
-        result = decode.process(batch)
+        result = decode.process(batch, None)
         cpu["decode"] += time.process_time() - start
         decoded_batches.append(with_language(result.kept))
     decoded = pa.concat_tables(decoded_batches)
     start = time.process_time()
     masks = [license_file_mask(batch["path"]) for batch in walked]
     cpu["license_file_mask"] = time.process_time() - start
-    # the walk's mask selects files before decode; prepare takes those that decoded
+    # the walk's mask selects files before decode; the scan takes those that decoded
     files = license_files(decoded, license_file_mask(decoded["path"]))
     start = time.process_time()
-    counters = stage.prepare(files)
-    cpu["prepare"] = time.process_time() - start
+    found = scan(stage, resource, files)
+    cpu["scan"] = time.process_time() - start
+    counters = {name: pc.sum(found[name]).as_py() or 0 for name in COUNTERS}
     kept = dropped = 0
     process_counters: Counter[str] = Counter()
     for batch in decoded_batches:
         start = time.process_time()
-        stage.classify(batch)  # the decision alone (process = classify + the split into kept / ledger rows)
+        # the decision alone, as apply makes it (apply = folder map + classify + the split into kept / ledger rows)
+        stage.classify(batch, resource.policy, folder_licenses(found))
         cpu["classify"] += time.process_time() - start
-    stage.prepare(files)  # a fresh partition again: the folder memo starts empty, as in a run
     for batch in decoded_batches:
         start = time.process_time()
-        result = stage.process(batch)
-        cpu["process"] += time.process_time() - start
+        result = stage.apply(batch, resource, found)
+        cpu["apply"] += time.process_time() - start
         kept += result.kept.num_rows
         dropped += result.dropped.num_rows
         process_counters.update(result.counters)
@@ -212,18 +224,18 @@ def main() -> None:
         fmt = (lambda v: f"{v:.3f}") if isinstance(a, float) else str
         print(f"| {key} | {fmt(a)} | {fmt(b)} |")
     decode = second["cpu decode"]
-    other = second["cpu license_file_mask"] + second["cpu prepare"] + second["cpu process"]
+    other = second["cpu license_file_mask"] + second["cpu scan"] + second["cpu apply"]
     print(f"\n- ScanCode runs, first run: {first['scancode runs']} = distinct license blobs "
           f"{first['distinct license blobs']} (of {first['license files']} license files); second run: "
           f"{second['scancode runs']}.")
     print(f"- Decode: {decode:.3f} CPU s = {content_mb / decode:.0f} MB/s per core.")
-    print(f"- License stage without ScanCode (mask {second['cpu license_file_mask']:.3f} + prepare "
-          f"{second['cpu prepare']:.3f} + process {second['cpu process']:.3f}): {other:.3f} CPU s = "
-          f"{content_mb / other:.0f} MB/s per core, **{other / decode:.1%} of decode's CPU time**. Of process, "
+    print(f"- License stage without ScanCode (mask {second['cpu license_file_mask']:.3f} + scan "
+          f"{second['cpu scan']:.3f} + apply {second['cpu apply']:.3f}): {other:.3f} CPU s = "
+          f"{content_mb / other:.0f} MB/s per core, **{other / decode:.1%} of decode's CPU time**. Of apply, "
           f"classify (the decision) {second['cpu classify']:.3f} s; the rest is splitting kept and ledger rows "
           f"(stages.base.split copies the kept rows when any row is dropped).")
     print(f"- ScanCode, first run: {first['scancode cpu']:.1f} CPU s for {first['scancode runs']} blobs "
-          f"(index load excluded; setup + first-miss index load: see `license setup` / prepare).")
+          f"(index load excluded; setup + first-miss index load: see `license setup` / scan).")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,13 @@ import dask; ``pipeline.graph`` schedules them.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -176,6 +177,37 @@ class Reduced:
     rows: Corpus
     schema: pa.Schema
     counters: dict[str, int] = field(default_factory=dict)
+
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """A part of a resource that loads on first use, once, whichever thread asks first (ScanCode's
+    index, guesslang's model: seconds and hundreds of MB that a worker may never need)."""
+
+    def __init__(self, load: Callable[[], T]) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._loaded = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def get(self) -> T:
+        return self.get_counted()[0]
+
+    def get_counted(self) -> tuple[T, bool]:
+        """The value, and whether this call is the one that loaded it."""
+        loaded_now = False
+        if not self._loaded:
+            with self._lock:
+                if not self._loaded:
+                    self._value = self._load()
+                    self._loaded = loaded_now = True
+        return self._value, loaded_now  # type: ignore[return-value]
 
 
 def split(

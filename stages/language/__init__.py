@@ -39,14 +39,14 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import partial
 from typing import ClassVar
 
 import pyarrow as pa
 from enry.definitions import lib
 
 from schemas import DECODED_SCHEMA, LANGUAGE_SCHEMA
-from stages.base import Reason, RowStage, StageResult, binary_views, split
+from stages.base import Lazy, Reason, RowStage, StageResult, binary_views, split
 from stages.language.enry import (
     CONTENT_BYTES,
     LANGUAGE_TYPES,
@@ -138,14 +138,14 @@ class Language(RowStage):
     name: ClassVar[str] = "language"
     reads_content: ClassVar[bool] = True
 
-    def setup(self) -> Path | None:
-        """guesslang's model folder when the fallback is on (raises if it is not installed), else None.
-        The model itself (TensorFlow: seconds and ~300 MiB) loads once per process on the first file
-        that needs it, so a worker whose files enry decides alone never pays for it."""
-        return guesslang_model_dir() if self.config.guesslang else None
+    def setup(self) -> Lazy[Guesslang] | None:
+        """guesslang's model when the fallback is on (raises if it is not installed), else None. The
+        model (TensorFlow: seconds and ~300 MiB) loads on the first file that needs it, so a worker
+        whose files enry decides alone never pays for it."""
+        return Lazy(partial(Guesslang, guesslang_model_dir())) if self.config.guesslang else None
 
-    def process(self, table: pa.Table, model_dir: Path | None) -> StageResult:
-        """Label every row; drop unknown and excluded languages. ``model_dir``: what ``setup()`` returned."""
+    def process(self, table: pa.Table, model: Lazy[Guesslang] | None) -> StageResult:
+        """Label every row; drop unknown and excluded languages. ``model``: what ``setup()`` returned."""
         if table.schema != DECODED_SCHEMA:
             table = table.select(DECODED_SCHEMA.names).cast(DECODED_SCHEMA)
         paths = table["path"].to_pylist()
@@ -171,7 +171,7 @@ class Language(RowStage):
             # documentation (README, CHANGELOG, docs/ ...); it never sees blank text
             if self.config.guesslang and data.strip() and (candidates or not lib.IsDocumentation(relative)):
                 guess.append(i)
-        notes = self._guess(guess, undecided, views, languages, sources, model_dir)
+        notes = self._guess(guess, undecided, views, languages, sources, model)
         for i, candidates in undecided.items():
             if candidates and sources[i] == "none":
                 name = posixpath.basename(paths[i])
@@ -207,14 +207,14 @@ class Language(RowStage):
         views: list[memoryview],
         languages: list[str],
         sources: list[str],
-        model_dir: Path | None,
+        lazy_model: Lazy[Guesslang] | None,
     ) -> dict[int, str]:
         """guesslang on ``rows`` (in batches): sets the language of those it decides; notes on the others."""
         if not rows:
             return {}
-        if model_dir is None:
-            raise RuntimeError("Language.process needs the model folder that setup() returns")
-        model = load_guesslang(model_dir)
+        if lazy_model is None:
+            raise RuntimeError("Language.process needs the model that setup() returns (guesslang is on)")
+        model = lazy_model.get()
         threshold = self.config.guesslang_threshold
         texts = [bytes(views[i][:GUESSLANG_BYTES]) for i in rows]
         notes = {}

@@ -37,11 +37,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas import CLASSIFIED_SCHEMA, WALK_SCHEMA
-from stages.base import Corpus, CorpusStage, Reason, Reduced, RowStage, StageResult, split
+from stages.base import Corpus, CorpusStage, Lazy, Reason, Reduced, RowStage, StageResult, split
 from stages.license.cache import CACHE_SCHEMA, SCANCODE_VERSION, LicenseCache
 from stages.license.files import LICENSE_FILE_PATTERN, NOT_LICENSE_FILE_PATTERN, is_license_file, license_file_mask
 from stages.license.policy import NO_LICENSE, NON_PERMISSIVE, PERMISSIVE, PERMISSIVE_CATEGORIES, LicensePolicy
-from stages.license.scancode import scanner, scanner_loaded
+from stages.license.scancode import Scanner
 from stages.license.spdx import SPDX_TAG, spdx_expressions
 
 __all__ = [
@@ -111,11 +111,12 @@ def validate_config(config: LicenseConfig) -> None:
 @dataclass(frozen=True)
 class LicenseResource:
     """What ``License.setup()`` loads: the license db (``policy``, which memoises pure functions
-    only) and the resources of the reader stages. ScanCode's index is a separate per-process
-    resource (``scancode.scanner``), loaded only by a task that has a text to scan."""
+    only), the resources of the reader stages, and ScanCode's index (~4 s, ~1.4 GiB), loaded on the
+    first text that needs a scan, so a worker whose blobs the cache knows never loads it."""
 
     policy: LicensePolicy
     reader: tuple[Any, ...]
+    scanner: Lazy[Scanner]
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ class License(CorpusStage):
     def setup(self) -> LicenseResource:
         """The license db (~1 s) and the reader stages' resources."""
         policy = LicensePolicy(self.config.allow, self.config.deny, self.config.ignore)
-        return LicenseResource(policy, tuple(stage.setup() for stage in self.reader))
+        return LicenseResource(policy, tuple(stage.setup() for stage in self.reader), Lazy(Scanner))
 
     # -- map: per input partition
     def map(self, rows: pa.Table, resource: Any = None) -> pa.Table:
@@ -186,7 +187,7 @@ class License(CorpusStage):
                     counts[i]["license_file_problems"] += 1
                     expressions[blob] = (UNKNOWN,)
                 else:
-                    expressions[blob] = self._detect(blob, text, cache, resource.policy, counts[i])
+                    expressions[blob] = self._detect(blob, text, cache, resource, counts[i])
                 continue
             known = cache.get(blob)
             if known is None:
@@ -211,7 +212,7 @@ class License(CorpusStage):
         return dict(zip(current["blob_id"].to_pylist(), current["content"].to_pylist(), strict=True))
 
     def _detect(
-        self, blob_id: str, content: str, cache: LicenseCache, policy: LicensePolicy, counters: Counter[str]
+        self, blob_id: str, content: str, cache: LicenseCache, resource: LicenseResource, counters: Counter[str]
     ) -> tuple[str, ...]:
         """Normalised SPDX expressions of one license text (ScanCode; the cache was asked already)."""
         if not content.strip():
@@ -222,9 +223,9 @@ class License(CorpusStage):
         if truncated:
             content = data[: self.config.max_scan_bytes].decode("utf-8", errors="ignore")
             counters["license_files_truncated"] += 1
-        if not scanner_loaded():
-            counters["scancode_index_loads"] += 1
-        index = scanner()
+        index, loaded_now = resource.scanner.get_counted()
+        counters["scancode_index_loads"] += int(loaded_now)
+        policy = resource.policy
         counters["scancode_runs"] += 1
         start = time.process_time()
         try:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pipeline.errors import PipelineError
 
 PERMISSIVE, NO_LICENSE, NON_PERMISSIVE = "permissive", "no_license", "non_permissive"
+
+#: license-expression's parser and ScanCode's matching are not safe across threads (measured: under 8
+#: threads ScanCode raised InvalidLicenseKeyError on the ISC text now and then, and the run's output
+#: changed). Every use in a process takes this lock; both hold the GIL anyway, so little is lost.
+PARSER_LOCK = threading.RLock()
 #: ScanCode license categories that count as permissive (The Stack v2's choice).
 PERMISSIVE_CATEGORIES = frozenset({"Permissive", "Public Domain"})
 
@@ -63,7 +69,8 @@ class LicensePolicy:
         """
         key = (expression, detected)
         if key not in self._normal:
-            self._normal[key] = self._normalize(expression, detected)
+            with PARSER_LOCK:  # license-expression's parser is not safe across threads
+                self._normal[key] = self._normalize(expression, detected)
         return self._normal[key]
 
     def _normalize(self, expression: str, detected: bool) -> str | None:
@@ -88,7 +95,8 @@ class LicensePolicy:
     def ids(self, expression: str) -> tuple[str, ...]:
         """The license and exception ids of a normalised expression, less the ignored ones."""
         if expression not in self._ids:
-            keys = self.licensing.license_keys(self.licensing.parse(expression))
+            with PARSER_LOCK:
+                keys = self.licensing.license_keys(self.licensing.parse(expression))
             self._ids[expression] = tuple(k for k in keys if k not in self.ignore)
         return self._ids[expression]
 
@@ -96,7 +104,9 @@ class LicensePolicy:
         """Whether a normalised expression is permissive: OR if one side is, AND if all are, WITH as its
         license. None when it names only ignored ids (it counts for nothing)."""
         if expression not in self._permissive:
-            self._permissive[expression] = self._node_permissive(self.licensing.parse(expression))
+            with PARSER_LOCK:
+                parsed = self.licensing.parse(expression)
+            self._permissive[expression] = self._node_permissive(parsed)
         return self._permissive[expression]
 
     def _node_permissive(self, node: Any) -> bool | None:

@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.writer import language_slug
 from schemas import DECODED_SCHEMA, LANGUAGE_SCHEMA
-from stages.base import binary_array
+from stages.base import Lazy, binary_array
 from stages.language import GUESSLANG_LANGUAGES, Language, LanguageConfig, classify, detect, language_type
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -77,14 +77,14 @@ def labeller() -> Language:
 
 
 @pytest.fixture(scope="module")
-def model_dir(stage: Language, labeller: Language) -> Path:
-    """The resource of both stages (guesslang on): guesslang's model folder, found once for the module."""
+def model_dir(stage: Language, labeller: Language) -> Lazy:
+    """The resource of both stages (guesslang on): guesslang's model, loaded on first use, once for the module."""
     found = stage.setup()
-    assert isinstance(found, Path) and found == labeller.setup()
+    assert isinstance(found, Lazy) and not found.loaded and isinstance(labeller.setup(), Lazy)
     return found
 
 
-def label(stage: Language, files: list[tuple[str, bytes]], model_dir: Path | None) -> list[tuple[str, str]]:
+def label(stage: Language, files: list[tuple[str, bytes]], model_dir: Lazy | None) -> list[tuple[str, str]]:
     kept = stage.process(decoded(files), model_dir).kept
     assert kept.num_rows == len(files)
     return list(zip(kept["language"].to_pylist(), kept["language_source"].to_pylist(), strict=True))
@@ -94,7 +94,7 @@ def source(module: object) -> bytes:
     return inspect.getsource(module).encode()
 
 
-def test_each_rule_and_the_output_schema(labeller: Language, model_dir: Path) -> None:
+def test_each_rule_and_the_output_schema(labeller: Language, model_dir: Lazy) -> None:
     files = [
         ("/pkg/textwrap.py", source(textwrap)),  # extension
         ("/Makefile", b"all:\n\tcc -o main main.c\n"),  # filename
@@ -134,7 +134,7 @@ def test_enry_rules_agree_with_enry_get_language() -> None:
 
 
 @pytest.mark.skipif(not (C_HEADER.exists() and CXX_HEADERS), reason="needs /usr/include's C and C++ headers")
-def test_h_is_c_or_cxx_by_heuristics(labeller: Language, model_dir: Path) -> None:
+def test_h_is_c_or_cxx_by_heuristics(labeller: Language, model_dir: Lazy) -> None:
     cxx = CXX_HEADERS[0].read_bytes()  # libstdc++'s, which says "-*- C++ -*-" on its first line
     without_modeline = cxx.replace(b"-*- C++ -*-", b"")
     files = [
@@ -152,7 +152,7 @@ def test_h_is_c_or_cxx_by_heuristics(labeller: Language, model_dir: Path) -> Non
 
 
 @pytest.mark.skipif(not OBJC_SOURCE.exists(), reason="needs CMake's Objective-C probe source")
-def test_m_is_objective_c_or_matlab(labeller: Language, model_dir: Path) -> None:
+def test_m_is_objective_c_or_matlab(labeller: Language, model_dir: Lazy) -> None:
     objc = OBJC_SOURCE.read_bytes()
     assert detect("abi.m", objc)[:2] == (None, "none")  # no heuristic decides: the candidates go on
     (objc_label, matlab_label) = label(labeller, [("/src/abi.m", objc), ("/src/average.m", MATLAB)], model_dir)
@@ -164,7 +164,7 @@ LOCALES = sorted(PERL.glob("*/Unicode/Collate/Locale/*.pl"))[:40]
 
 
 @pytest.mark.skipif(len(LOCALES) < 40, reason="needs Perl's Unicode::Collate locale tables")
-def test_guesslang_chooses_among_candidates_better_than_the_classifier(labeller: Language, model_dir: Path) -> None:
+def test_guesslang_chooses_among_candidates_better_than_the_classifier(labeller: Language, model_dir: Lazy) -> None:
     # Perl's collation tables match none of Linguist's .pl heuristics (Perl, Prolog or Raku):
     # go-enry's classifier calls most of them Prolog
     files = [(f"/Locale/{path.name}", path.read_bytes()) for path in LOCALES]
@@ -177,7 +177,7 @@ def test_guesslang_chooses_among_candidates_better_than_the_classifier(labeller:
     assert {src for _, src in with_guesslang} <= {"guesslang", "classifier"}
 
 
-def test_guesslang_labels_extensionless_code(stage: Language, model_dir: Path) -> None:
+def test_guesslang_labels_extensionless_code(stage: Language, model_dir: Lazy) -> None:
     files = [("/scripts/wrap", source(textwrap))]
     if GO_SOURCE.exists():
         files.append(("/cmd/client", GO_SOURCE.read_bytes()))
@@ -187,7 +187,7 @@ def test_guesslang_labels_extensionless_code(stage: Language, model_dir: Path) -
     assert result.counters["guesslang_files"] == result.counters["guesslang_decided"] == len(files)
 
 
-def test_guesslang_off_or_unsure_leaves_unknown(stage: Language, model_dir: Path) -> None:
+def test_guesslang_off_or_unsure_leaves_unknown(stage: Language, model_dir: Lazy) -> None:
     files = [("/scripts/wrap", source(textwrap)), ("/VERSION", b"1.2.3\n")]
     off = Language(LanguageConfig(guesslang=False))
     assert off.setup() is None  # no fallback: nothing to load
@@ -200,14 +200,14 @@ def test_guesslang_off_or_unsure_leaves_unknown(stage: Language, model_dir: Path
     assert unsure.counters["guesslang_files"] == 1 and unsure.counters["guesslang_decided"] == 0
 
 
-def test_documentation_is_not_sent_to_guesslang(stage: Language, model_dir: Path) -> None:
+def test_documentation_is_not_sent_to_guesslang(stage: Language, model_dir: Lazy) -> None:
     # enry calls README documentation: no language for it, even if its text looks like code
     result = stage.process(decoded([("/README", source(textwrap))]), model_dir)
     assert result.counters["guesslang_files"] == 0
     assert result.dropped["reason"].to_pylist() == ["unknown_language"]
 
 
-def test_kept_set_excludes_prose_and_keeps_code_markup_and_data(stage: Language, model_dir: Path) -> None:
+def test_kept_set_excludes_prose_and_keeps_code_markup_and_data(stage: Language, model_dir: Lazy) -> None:
     config = LanguageConfig()
     assert all(config.keeps(name) for name in ("Python", "C++", "HTML", "TeX", "JSON", "YAML", "Roff Manpage", "CSV"))
     assert not any(config.keeps(name) for name in ("Markdown", "Text", "reStructuredText", "AsciiDoc", "Org"))
@@ -230,7 +230,7 @@ def test_guesslang_labels_are_linguist_names() -> None:
             assert language_type(name) in ("programming", "markup", "data", "prose"), name
 
 
-def test_bad_input(labeller: Language, model_dir: Path) -> None:
+def test_bad_input(labeller: Language, model_dir: Lazy) -> None:
     replacement = "x = '\ufffd\ufffd'  # bytes that were not UTF-8\n".encode()
     files = [
         ("/empty.py", b""),
@@ -254,7 +254,7 @@ def test_bad_input(labeller: Language, model_dir: Path) -> None:
     assert result.counters["guesslang_files"] == 1  # only the replacement characters: not blank, not named
 
 
-def test_a_50_mb_single_line_is_quick(stage: Language, model_dir: Path) -> None:
+def test_a_50_mb_single_line_is_quick(stage: Language, model_dir: Lazy) -> None:
     line = b"var a=" + b"x" * 50_000_000 + b";"
     start = time.process_time()
     result = stage.process(decoded([("/dist/app.min.js", line)]), model_dir)
@@ -263,7 +263,7 @@ def test_a_50_mb_single_line_is_quick(stage: Language, model_dir: Path) -> None:
     assert result.kept["is_generated"].to_pylist() == [True]  # minified: enry's is_generated
 
 
-def test_vendor_and_generated_flags(labeller: Language, model_dir: Path) -> None:
+def test_vendor_and_generated_flags(labeller: Language, model_dir: Lazy) -> None:
     files = [
         ("/node_modules/left-pad/index.js", b"module.exports = 1;\n"),
         ("/Dependencies/zlib/inflate.c", b"int x;\n"),  # enry's patterns expect paths without the leading /
