@@ -26,6 +26,7 @@ class WalkReport:
     origins_walked: int = 0
     origin_problems: Counters = field(default_factory=dict)
     submodules_skipped: int = 0
+    directories_missing: int = 0
     files: int = 0
     content_bytes: int = 0
     partitions: int = 0

@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="worker processes of the local Dask cluster (default: one per core)")
     where.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                        help="run on an existing Dask cluster")
+    run.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="an fsspec option for s3:// (or other remote) export and content store, e.g. "
+                          "endpoint_url=http://127.0.0.1:9000 or anon=false (repeatable; over [storage])")
     run.add_argument("--threads", type=int, default=1, metavar="N",
                      help="threads per worker of the local Dask cluster (default: 1)")
     run.add_argument("--memory-limit", default="auto", metavar="BYTES",
@@ -115,6 +118,19 @@ def _iso_date(text: str) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def _storage_options(pairs: list[str]) -> dict[str, object]:
+    """``KEY=VALUE`` pairs as fsspec options (``true`` / ``false`` and integers become values)."""
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PipelineError(f"--storage-option {pair!r}: expected KEY=VALUE")
+        lowered = value.strip().lower()
+        options[key.strip()] = (lowered == "true") if lowered in ("true", "false") else (
+            int(value) if value.strip().isdigit() else value)
+    return options
+
+
 def _latest_version(output: Path) -> str:
     """The most recently built finished version in ``output``."""
     from manifests.manifest import MANIFEST, read_manifest
@@ -156,6 +172,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             as_of=args.as_of,
             opt_out=args.opt_out,
             threads=args.threads,
+            storage_options=_storage_options(args.storage_option),
         )
         return 0
     if args.command == "versions":

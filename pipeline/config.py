@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.storage import StorageConfig
 from stages.decode import DecodeConfig
 from stages.dedup import DedupConfig
 from stages.fetch import FetchConfig
@@ -82,6 +83,7 @@ class Config:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     opt_out: OptOutConfig = field(default_factory=OptOutConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,7 +92,7 @@ class Config:
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of every setting that can change the output."""
-        hashed = {k: v for k, v in self.to_dict().items() if k not in ("execution", "opt_out")}
+        hashed = {k: v for k, v in self.to_dict().items() if k not in ("execution", "opt_out", "storage")}
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()
 
 

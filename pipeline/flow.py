@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import Config
 from pipeline.optout import Registry
@@ -18,11 +19,13 @@ from stages.redact import Redact
 
 
 def build_flow(store_url: str, config: Config, registry: Registry | None = None,
-               license_cache: Path | None = None) -> list[Stage]:
+               license_cache: Path | None = None, storage_options: dict[str, Any] | None = None) -> list[Stage]:
     """The stages of a build in the order of the flow. ``registry``: the effective opt-out registry
     (the stage is left out when it has no entry); ``license_cache``: the folder of ScanCode results
-    kept across versions."""
-    fetch = Fetch(store_url, config.fetch, threads=config.execution.fetch_threads)
+    kept across versions; ``storage_options``: the content store's fsspec options."""
+    options = tuple(sorted((storage_options or {}).items()))
+    fetch = Fetch(store_url, config.fetch, threads=config.execution.fetch_threads, storage_options=options,
+                  storage=config.storage)
     decode = Decode(config.decode)
     flow: list[Stage] = [OptOut(registry)] if registry is not None and len(registry) else []
     flow += [

@@ -2,6 +2,13 @@
 
 ``<export>/orc/<table>/*.orc``, local or on any fsspec filesystem. The unit of reading is one stripe
 of one file, so a table of many files and stripes becomes many small, independent pieces.
+
+Software Heritage's writer creates a file only for a table that has rows: an empty table is an
+empty folder (or, on an object store, no object at all). So an empty folder reads as an empty table,
+and the tables a subset of the archive may lack (``OPTIONAL_TABLES``) may be absent altogether; a
+table the walk cannot do without that is absent is one clear error. Each table is listed once; the
+sizes and checksums of that listing are used to open files and fingerprint the export, so no file
+is asked for its size again.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import pyarrow as pa
 import pyarrow.orc as orc
 
 from pipeline.errors import PipelineError
+from pipeline.storage import StorageConfig, classify, is_parse_error, with_retries
 
 #: The tables the walk reads, and the columns it needs of each (never ``data`` or ``raw_manifest``).
 TABLE_COLUMNS: dict[str, list[str]] = {
@@ -24,71 +32,146 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "snapshot_branch": ["snapshot_id", "name", "target", "target_type"],
     "release": ["id", "target", "target_type"],
     "revision": ["id", "directory", "date", "committer_date"],
-    "directory_entry": ["directory_id", "name", "type", "target"],
+    "directory": ["id"],
+    "directory_entry": ["directory_id", "name", "type", "target", "perms"],
     "content": ["sha1", "sha1_git", "length", "status"],
     "skipped_content": ["sha1", "sha1_git", "length", "status", "reason"],
 }
 
+#: Tables an export may lack: their absence means no rows (a subset of the archive with no
+#: releases, no skipped content, ...). ``directory`` only tells a missing directory from an empty one.
+OPTIONAL_TABLES = frozenset({"origin_visit", "release", "skipped_content", "directory"})
+
 _US = pa.timestamp("us", tz="UTC")
+_NS = pa.timestamp("ns")
+#: The public schema's types of the columns read, for tables with no file to read a footer from.
+PUBLIC_TYPES: dict[str, pa.DataType] = {
+    "url": pa.string(), "origin": pa.string(), "visit": pa.int64(), "date": _NS, "status": pa.string(),
+    "snapshot": pa.string(), "snapshot_id": pa.string(), "name": pa.binary(), "target": pa.string(),
+    "target_type": pa.string(), "id": pa.string(), "directory": pa.string(), "committer_date": _NS,
+    "directory_id": pa.string(), "type": pa.string(), "perms": pa.int32(), "sha1": pa.string(),
+    "sha1_git": pa.string(), "length": pa.int64(), "reason": pa.string(),
+}
+
+
+class ExportReadError(PipelineError):
+    """A file of the export could not be read (after retries): one line naming it."""
 
 
 @dataclass(frozen=True)
 class Piece:
-    """One stripe of one ORC file of a table."""
+    """One stripe of one ORC file of a table (``size``: the file's, from the listing)."""
 
     table: str
     path: str
     stripe: int
+    size: int | None = None
 
 
 class Export:
     """An export in the public layout, opened through fsspec (``storage_options`` go to fsspec)."""
 
-    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None,
+                 storage: StorageConfig | None = None) -> None:
         self.url = url.rstrip("/")
-        self.fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        self.storage = storage or StorageConfig()
+        try:
+            self.fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        except (ImportError, ValueError, TypeError) as e:
+            raise PipelineError(f"{self.url}: cannot open the export ({type(e).__name__}: {e})") from e
         self.root = root.rstrip("/")
-        self._files: dict[str, list[str]] = {}
+        self._listing: dict[str, list[dict[str, Any]]] = {}
+        self._present: dict[str, bool] = {}
         self._footers: dict[str, tuple[pa.Schema, int]] = {}
 
     def check(self) -> None:
-        """Fail with one clear line unless every table the walk needs is present and parses."""
+        """Fail with one clear line unless every table the walk needs is there (an empty folder is an
+        empty table) and every file parses with the columns the walk reads."""
         orc_dir = f"{self.root}/orc"
-        if not self.fs.isdir(orc_dir):
+        listed = self._list_root()
+        if not listed:
             raise PipelineError(f"{self.url}: not a Software Heritage export (no orc/ folder)")
         for table in TABLE_COLUMNS:
-            files = self.files(table)
-            if not files:
-                raise PipelineError(f"{orc_dir}/{table}: table missing from the export (no .orc file)")
-            for path in files:
+            if table not in OPTIONAL_TABLES and not self._present.get(table):
+                raise PipelineError(f"{orc_dir}/{table}: table missing from the export (no such folder); "
+                                    "the walk cannot do without it")
+            for path in self.files(table):
                 columns = self._footer(path)[0].names
                 missing = [c for c in TABLE_COLUMNS[table] if c not in columns]
                 if missing:
                     raise PipelineError(f"{path}: table {table} lacks column(s) {', '.join(missing)}")
 
+    def _list_root(self) -> bool:
+        """List every table's files once (sizes and checksums included); False if there is no orc/."""
+        if self._present:
+            return True
+        orc_dir = f"{self.root}/orc"
+        try:
+            found = with_retries(lambda: self.fs.find(orc_dir, detail=True, withdirs=True), self.storage)
+        except FileNotFoundError:
+            return False
+        except Exception as e:  # noqa: BLE001 - one line, never a traceback
+            raise ExportReadError(f"{self.url}: cannot read the export: listing its tables failed ({_why(e)}); "
+                                  "check the URL, the network and [storage]") from None
+        for path, info in found.items():
+            relative = path[len(orc_dir) + 1:] if path.startswith(orc_dir + "/") else path.rsplit("/orc/", 1)[-1]
+            table = relative.split("/", 1)[0]
+            if table not in TABLE_COLUMNS:
+                continue
+            self._present[table] = True  # a folder, or an object under it
+            if info.get("type") != "directory" and relative.endswith(".orc") and relative.count("/") == 1:
+                self._listing.setdefault(table, []).append(info)
+        for files in self._listing.values():
+            files.sort(key=lambda info: info["name"])
+        return bool(found) or self.fs.isdir(orc_dir)
+
     def files(self, table: str) -> list[str]:
-        """The table's ORC files, sorted."""
-        if table not in self._files:
-            pattern = f"{self.root}/orc/{table}/*.orc"
-            self._files[table] = sorted(self.fs.glob(pattern))
-        return self._files[table]
+        """The table's ORC files, sorted (none for an empty or absent table)."""
+        self._list_root()
+        return [info["name"] for info in self._listing.get(table, [])]
 
     def schema(self, table: str) -> pa.Schema:
-        """The Arrow schema of what ``read`` returns for ``table`` (from the first file's footer)."""
-        return empty_table(self._footer(self.files(table)[0])[0], TABLE_COLUMNS[table]).schema
+        """The Arrow schema of what ``read`` returns for ``table`` (the first file's footer, or the
+        public schema's types when the table has no file)."""
+        files = self.files(table)
+        if not files:
+            return _normalise(pa.schema([pa.field(c, PUBLIC_TYPES[c]) for c in TABLE_COLUMNS[table]]).empty_table(
+            )).schema
+        return empty_table(self._footer(files[0])[0], TABLE_COLUMNS[table]).schema
 
     def pieces(self, table: str) -> list[Piece]:
         """One piece per stripe of every file of ``table``; an empty file still gives one piece."""
         out: list[Piece] = []
-        for path in self.files(table):
-            nstripes = self._footer(path)[1]
-            out.extend(Piece(table, path, s) for s in range(max(nstripes, 1)))
+        self._list_root()
+        for info in self._listing.get(table, []):
+            nstripes = self._footer(info["name"])[1]
+            out.extend(Piece(table, info["name"], s, info.get("size")) for s in range(max(nstripes, 1)))
         return out
+
+    def _open(self, path: str, size: int | None = None) -> Any:
+        """``path`` opened for reading with what the listing said of it: no HEAD request (s3fs asks
+        an object's details before its first ranged GET unless it has them)."""
+        info = next((i for infos in self._listing.values() for i in infos if i["name"] == path), None)
+        size = size if size is not None else (info or {}).get("size")
+        f = self.fs.open(path, "rb", size=size) if size is not None else self.fs.open(path, "rb")
+        if info is not None and hasattr(f, "_details"):
+            f._details = info  # noqa: SLF001 - fsspec's cached object details; the listing's are as good
+        return f
 
     def read(self, piece: Piece) -> pa.Table:
         """The needed columns of one piece, timestamps as ``timestamp[us, UTC]``."""
+        try:
+            return with_retries(lambda: self._read(piece), self.storage)
+        except PipelineError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a read problem, said as one: never "write failed"
+            if is_parse_error(e):
+                raise PipelineError(f"{piece.path}: stripe {piece.stripe} does not parse: {e}") from e
+            raise ExportReadError(f"{piece.path}: cannot read this file of the export ({_why(e)})") from None
+
+    def _read(self, piece: Piece) -> pa.Table:
         columns = TABLE_COLUMNS[piece.table]
-        with self.fs.open(piece.path, "rb") as f:
+        with self._open(piece.path, piece.size) as f:
             reader = orc.ORCFile(f)
             if reader.nstripes == 0:
                 return empty_table(reader.schema, columns)
@@ -98,7 +181,7 @@ class Export:
             except pa.ArrowInvalid as e:
                 if "out of range" not in str(e):
                     raise PipelineError(f"{piece.path}: stripe {piece.stripe} does not parse: {e}") from e
-                table = _read_stripe_row_by_row(self.fs, piece, columns)
+                table = _read_stripe_row_by_row(self, piece, columns)
         return _normalise(table.select(columns))
 
     def fingerprint(self) -> dict[str, Any]:
@@ -108,13 +191,14 @@ class Export:
         so fingerprinting a multi-terabyte export does not read it.
         """
         entries = []
+        self._list_root()
         for table in TABLE_COLUMNS:
-            for path in self.files(table):
-                info = self.fs.info(path)
+            for info in self._listing.get(table, []):
+                path = info["name"]
                 checksum = info.get("ETag") or info.get("etag")
                 if checksum is None:
                     digest = hashlib.sha256()
-                    with self.fs.open(path, "rb") as f:
+                    with self._open(path, info.get("size")) as f:
                         while chunk := f.read(1 << 22):
                             digest.update(chunk)
                     checksum = "sha256:" + digest.hexdigest()
@@ -129,12 +213,22 @@ class Export:
         """Schema and stripe count of one ORC file, or one clear error naming it."""
         if path not in self._footers:
             try:
-                with self.fs.open(path, "rb") as f:
-                    reader = orc.ORCFile(f)
-                    self._footers[path] = (reader.schema, reader.nstripes)
-            except (pa.ArrowInvalid, OSError) as e:
-                raise PipelineError(f"{path}: not a readable ORC file ({e})") from e
+                self._footers[path] = with_retries(lambda: self._read_footer(path), self.storage)
+            except Exception as e:  # noqa: BLE001 - a read problem, one line
+                if is_parse_error(e):
+                    raise PipelineError(f"{path}: not a readable ORC file ({e})") from e
+                raise ExportReadError(f"{path}: cannot read this file of the export ({_why(e)})") from None
         return self._footers[path]
+
+    def _read_footer(self, path: str) -> tuple[pa.Schema, int]:
+        with self._open(path) as f:
+            reader = orc.ORCFile(f)
+            return reader.schema, reader.nstripes
+
+
+def _why(error: BaseException) -> str:
+    """An error's class and kind, for one line (never its arguments: they may hold a signed URL)."""
+    return f"{type(error).__name__}: {classify(error)}"
 
 
 def empty_table(schema: pa.Schema, columns: list[str]) -> pa.Table:
@@ -165,7 +259,7 @@ class _Microseconds:
         raise NotImplementedError
 
 
-def _read_stripe_row_by_row(fs: Any, piece: Piece, columns: list[str]) -> pa.Table:
+def _read_stripe_row_by_row(export: Export, piece: Piece, columns: list[str]) -> pa.Table:
     """Fallback for a stripe with a timestamp that pyarrow cannot represent in nanoseconds.
 
     Software Heritage keeps commit dates as their authors wrote them, years 0 and 9999 included.
@@ -173,7 +267,7 @@ def _read_stripe_row_by_row(fs: Any, piece: Piece, columns: list[str]) -> pa.Tab
     """
     import pyorc  # only needed on the rare bad stripe
 
-    with fs.open(piece.path, "rb") as f:
+    with export._open(piece.path, piece.size) as f:
         reader = pyorc.Reader(
             f,
             column_names=columns,

@@ -30,6 +30,7 @@ from pipeline.flow import build_flow
 from pipeline.optout import Registry, load_registry
 from pipeline.orc import Export
 from pipeline.partition import WORK
+from pipeline.storage import fsspec_options
 from pipeline.versions import choose_parent, finished_versions, version_dir
 from pipeline.writer import sha256_file
 from stages.license import LicenseCache
@@ -69,6 +70,7 @@ def run_version(
     as_of: dt.datetime | None = None,
     opt_out: Path | None = None,
     threads: int = 1,
+    storage_options: dict[str, Any] | None = None,
 ) -> Path:
     """Build ``version`` of the dataset from the export at ``input_url``; returns its folder.
 
@@ -76,16 +78,18 @@ def run_version(
     ``output``). ``as_of``: build from the archive as it stood then (per origin, the latest full
     visit at or before that date). ``opt_out``: the opt-out registry file (else ``[opt_out]
     registry``); repositories opted out by any earlier version in ``output`` stay out. ``threads``:
-    threads per worker of the local cluster.
+    threads per worker of the local cluster. ``storage_options``: fsspec options for both the
+    export and the content store, over ``[storage]`` (never recorded: they may hold credentials).
 
     Raises PipelineError for bad input, an existing version with a different input, config or
     software, or an output folder that cannot be written.
     """
     target = version_dir(output, version)
-    export = Export(input_url)
+    export = Export(input_url, fsspec_options(input_url, config.storage, storage_options), config.storage)
     export.check()
     store_url = store_url or f"{export.url}/content_store"
-    ContentStore(store_url).check()
+    store_options = fsspec_options(store_url, config.storage, storage_options)
+    ContentStore(store_url, store_options, config.storage).check()
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.UTC)
     registry, effective, carried = effective_registry(output, version, opt_out or (config.opt_out.registry or None))
@@ -112,7 +116,7 @@ def run_version(
 
     from pipeline.graph import build, dask_client  # dask is imported only when a build runs
 
-    flow = build_flow(store_url, config, effective, output / LICENSE_CACHE)
+    flow = build_flow(store_url, config, effective, output / LICENSE_CACHE, store_options)
     try:
         with dask_client(workers, scheduler, memory_limit, threads) as client:
             report = build(export, flow, staging, config, client, log, reuse, as_of)

@@ -26,7 +26,10 @@ ORIGIN_PROBLEMS = (
     "unsupported_target",
     "release_missing",
     "revision_missing",
+    "directory_missing",
 )
+#: ``perms`` of a symbolic link in a directory entry (git's mode 120000).
+SYMLINK_PERMS = 0o120000
 
 VISITS_SCHEMA = pa.schema(
     [
@@ -54,6 +57,7 @@ LEVEL_SCHEMA = pa.schema(
         pa.field("type", pa.string()),
         pa.field("target", pa.string()),
         pa.field("path", pa.binary()),
+        pa.field("perms", pa.int32()),
     ]
 )
 
@@ -163,6 +167,7 @@ def expand_level(frontier_entries: pa.Table) -> pa.Table:
             "type": frontier_entries["type"],
             "target": frontier_entries["target"],
             "path": path,
+            "perms": frontier_entries["perms"],
         },
         schema=LEVEL_SCHEMA,
     )
@@ -198,6 +203,7 @@ def file_rows(files: pa.Table) -> pa.Table:
         "length": length,
         "status": status,
         "skip_reason": files["skipped_reason"],
+        "is_symlink": pc.fill_null(pc.equal(files["perms"], SYMLINK_PERMS), False),
     }
     return pa.table({f.name: columns[f.name] for f in WALK_SCHEMA}, schema=WALK_SCHEMA)
 

@@ -39,6 +39,7 @@ WALK_SCHEMA = pa.schema(
         pa.field("length", pa.int64()),
         pa.field("status", pa.string()),
         pa.field("skip_reason", pa.string()),
+        pa.field("is_symlink", pa.bool_()),
     ]
 )
 

@@ -34,6 +34,8 @@ class Reason(StrEnum):
     SKIPPED_CONTENT = "skipped_content"  # the archive did not keep the blob (too large, hidden, ...)
     CONTENT_MISSING = "content_missing"  # no content row, or no blob in the content store
     CONTENT_CORRUPT = "content_corrupt"  # bad gzip, or bytes that do not hash to the blob id
+    FETCH_FAILED = "fetch_failed"  # access refused, or reads that kept failing after the retries
+    SYMLINK = "symlink"  # a symbolic link: its blob is the link's target path, not a file
     TOO_LARGE = "too_large"  # over the size limit
     BINARY = "binary"  # NUL byte in the probed prefix
     UNDECODABLE = "undecodable"  # neither UTF-8 nor any encoding we can detect

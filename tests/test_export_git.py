@@ -60,9 +60,10 @@ def rev_parse(repo: Path, rev: str) -> str:
 
 
 def read_table(out: Path, table: str) -> list[dict[str, Any]]:
+    """A table's rows; a table with none is an empty folder, as Software Heritage's writer leaves it."""
     files = sorted((out / "orc" / table).glob(f"{table}-*.orc"))
-    assert len(files) == 1, files
-    return orc.ORCFile(files[0]).read().to_pylist()
+    assert (out / "orc" / table).is_dir() and len(files) <= 1, files
+    return orc.ORCFile(files[0]).read().to_pylist() if files else []
 
 
 def read_all(out: Path) -> dict[str, list[dict[str, Any]]]:
@@ -145,7 +146,11 @@ def test_sample_repo_reproduces_the_reference_export(tmp_path: Path) -> None:
         "snapshot_branch": 6,
     }
     for table in TABLES:
-        [mine_file] = (out / "orc" / table).glob("*.orc")
+        mine_files = list((out / "orc" / table).glob("*.orc"))
+        if not mine_files:  # no row of this origin (e.g. skipped_content): an empty folder
+            assert counts[table] == 0 and (out / "orc" / table).is_dir()
+            continue
+        [mine_file] = mine_files
         [ref_file] = (SAMPLE_EXPORT / "orc" / table).glob("*.orc")
         mine_schema = orc.ORCFile(mine_file).schema
         ref_schema = orc.ORCFile(ref_file).schema.remove_metadata()
@@ -340,6 +345,7 @@ def test_empty_repository(tmp_path: Path) -> None:
     rows = read_all(out)
     assert rows["snapshot"] == [{"id": EMPTY_SNAPSHOT}]
     assert rows["snapshot_branch"] == [] and counts["content"] == 0 and counts["revision"] == 0
+    assert list((out / "orc" / "content").iterdir()) == []  # empty tables are empty folders
     assert rows["origin_visit_status"][0]["snapshot"] == EMPTY_SNAPSHOT
     assert rows["origin_visit"][0]["date"] == datetime(1970, 1, 1)
 

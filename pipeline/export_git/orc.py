@@ -145,11 +145,16 @@ class _OrcTable:
             self.columns = [[] for _ in self.columns]
 
     def close(self) -> None:
+        """Write the table; one with no rows is an empty folder, as Software Heritage's writer
+        leaves it (it creates a file only for a table that has rows)."""
         self._flush()
         assert self._writer is not None
         self._writer.close()
         self._writer = None
-        os.replace(self.tmp, self.path)
+        if self.rows:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
         for stale in self.path.parent.glob(f"{self.name}-*.orc"):
             if stale != self.path:
                 stale.unlink()  # left by an earlier export into the same folder

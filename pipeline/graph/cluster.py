@@ -29,8 +29,12 @@ def dask_client(workers: int | None, scheduler: str | None, memory_limit: str | 
         return
     with (
         LocalCluster(
-            n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None,
+            # a free port, not 8787: a second run on the machine would warn that 8787 is taken
+            n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
             memory_limit=memory_limit,
+            # a task's error reaches the driver, which says it in one line; the worker's own report of
+            # it (a traceback on stderr) would only repeat it
+            silence_logs=logging.CRITICAL,
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -40,9 +40,12 @@ class Walk:
         self.report = WalkReport()
 
     def table(self, name: str) -> dd.DataFrame:
+        """A table of the export; an empty or absent one is an empty frame of the public schema."""
         pieces = self.export.pieces(name)
-        schema = self.export.schema(name)
-        return dd.from_map(_read_piece, pieces, export=self.export, meta=to_pandas(schema.empty_table()))
+        empty = to_pandas(self.export.schema(name).empty_table())
+        if not pieces:
+            return dd.from_pandas(empty, npartitions=1)
+        return dd.from_map(_read_piece, pieces, export=self.export, meta=empty)
 
     def origins(self) -> dd.DataFrame:
         """One row per origin that has a full visit: its snapshot, branch, revision and root tree."""
@@ -77,8 +80,18 @@ class Walk:
         )
         roots = dd.merge(heads, revisions, on="revision_id", how="left")
         roots = roots.map_partitions(arrow_fn(walk.check_revisions), meta=roots._meta)
+        if self.export.files("directory"):  # tell a root tree missing from the export from an empty one
+            known = self._directories()
+            roots = dd.merge(roots, known.rename(columns={"dir": "directory_id"}), on="directory_id", how="left")
+            missing = roots.problem.isna() & roots.directory_id.notnull() & roots._known.isna()
+            roots = roots.assign(problem=roots.problem.mask(missing, "directory_missing")).drop(columns=["_known"])
         roots = dd.merge(roots, visits[["origin", "visit_date"]], on="origin", how="left")
         return roots
+
+    def _directories(self) -> dd.DataFrame:
+        """The ids of the directories the export has (``dir``), marked ``_known``."""
+        ids = self.table("directory")[["id"]].rename(columns={"id": "dir"})
+        return ids.assign(_known=1)
 
     def files(self) -> dd.DataFrame:
         """Every file of every walked tree, joined with content and provenance (WALK_SCHEMA)."""
@@ -99,11 +112,16 @@ class Walk:
         )
         entries = self.table("directory_entry")
         level_meta = to_pandas(walk.LEVEL_SCHEMA.empty_table())
-        file_levels, submodules = [], []
+        file_levels, submodules, missing = [], [], []
+        check = bool(self.export.files("directory"))
+        known = self._directories() if check else None
         for depth in range(_MAX_DEPTH):
+            if known is not None and depth > 0:  # a subdirectory the export does not have: counted
+                looked_up = dd.merge(frontier, known, on="dir", how="left")
+                missing.append(looked_up._known.isna().sum())
             joined = dd.merge(frontier, entries, left_on="dir", right_on="directory_id", how="inner")
             level = joined.map_partitions(arrow_fn(walk.expand_level), meta=level_meta).persist()
-            file_levels.append(level[level.type == "file"][["origin", "target", "path"]])
+            file_levels.append(level[level.type == "file"][["origin", "target", "path", "perms"]])
             submodules.append((level.type == "rev").sum())
             frontier = level.map_partitions(
                 arrow_fn(walk.next_frontier), meta=to_pandas(walk.FRONTIER_SCHEMA.empty_table())
@@ -123,4 +141,7 @@ class Walk:
         files = dd.merge(files, good.drop(columns=["problem"]), on="origin", how="inner")
         rows = files.map_partitions(arrow_fn(walk.file_rows), meta=to_pandas(WALK_SCHEMA.empty_table()))
         self.report.submodules_skipped = int(sum(dask.compute(*submodules)))
+        self.report.directories_missing = int(sum(dask.compute(*missing))) if missing else 0
+        if not check:
+            self.log("walk: the export has no directory table: a missing directory reads as an empty one")
         return rows

@@ -109,9 +109,11 @@ def test_expand_level_builds_paths_from_bytes() -> None:
         "name": pa.array([b"README", b"caf\xe9.py"], pa.binary()),
         "type": ["file", "file"],
         "target": ["t1", "t2"],
+        "perms": pa.array([0o100644, 0o120000], pa.int32()),
     })
     level = walk.expand_level(joined)
     assert level["path"].to_pylist() == [b"/README", b"/src/caf\xe9.py"]
+    assert level["perms"].to_pylist() == [0o100644, 0o120000]
 
 
 def test_file_rows_keep_non_utf8_names_with_a_flag() -> None:
@@ -131,8 +133,10 @@ def test_file_rows_keep_non_utf8_names_with_a_flag() -> None:
         "revision_date": pa.nulls(n, pa.timestamp("us", tz="UTC")),
         "committer_date": pa.nulls(n, pa.timestamp("us", tz="UTC")),
         "visit_date": pa.nulls(n, pa.timestamp("us", tz="UTC")),
+        "perms": pa.array([0o100644, 0o120000, None], pa.int32()),
     })
     rows = walk.file_rows(files).to_pylist()
+    assert [r["is_symlink"] for r in rows] == [False, True, False]
     assert [r["path"] for r in rows] == ["/ok.py", "/caf\\xe9.py", "/gone"]
     assert [r["path_is_utf8"] for r in rows] == [True, False, True]
     assert [(r["blob_id"], r["status"], r["length"]) for r in rows] == [
