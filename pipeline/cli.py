@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="worker processes of the local Dask cluster (default: one per core)")
     where.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                        help="run on an existing Dask cluster")
+    run.add_argument("--repo-metadata", type=Path, default=None, metavar="FILE",
+                     help="repository metadata (Parquet, CSV or JSONL: origin_url or repo_name, stars, forks, "
+                          "dates, license, language, github id) joined onto every file; default: "
+                          "[repo_metadata] file (docs/formats.md)")
     run.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
                      help="an fsspec option for s3:// (or other remote) export and content store, e.g. "
                           "endpoint_url=http://127.0.0.1:9000 or anon=false (repeatable; over [storage])")
@@ -173,6 +177,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             opt_out=args.opt_out,
             threads=args.threads,
             storage_options=_storage_options(args.storage_option),
+            repo_metadata=args.repo_metadata,
         )
         return 0
     if args.command == "versions":

@@ -26,6 +26,7 @@ from stages.fetch import FetchConfig
 from stages.filters import FiltersConfig
 from stages.language import LanguageConfig
 from stages.license import LicenseConfig, validate_config
+from stages.metadata import RepoMetadataConfig
 from stages.redact import RedactConfig
 
 
@@ -83,6 +84,7 @@ class Config:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     opt_out: OptOutConfig = field(default_factory=OptOutConfig)
+    repo_metadata: RepoMetadataConfig = field(default_factory=RepoMetadataConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
 
@@ -92,7 +94,9 @@ class Config:
 
     def digest(self) -> str:
         """SHA-256 of the canonical JSON of every setting that can change the output."""
-        hashed = {k: v for k, v in self.to_dict().items() if k not in ("execution", "opt_out", "storage")}
+        # speed, how bytes are read, and files whose own sha256 is part of the version's identity
+        unhashed = ("execution", "opt_out", "storage", "repo_metadata")
+        hashed = {k: v for k, v in self.to_dict().items() if k not in unhashed}
         return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()
 
 

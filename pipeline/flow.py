@@ -14,15 +14,18 @@ from stages.fetch import Fetch
 from stages.filters import Filters
 from stages.language import Language
 from stages.license import License
+from stages.metadata import RepoMetadata
 from stages.optout import OptOut
 from stages.redact import Redact
 
 
 def build_flow(store_url: str, config: Config, registry: Registry | None = None,
-               license_cache: Path | None = None, storage_options: dict[str, Any] | None = None) -> list[Stage]:
+               license_cache: Path | None = None, storage_options: dict[str, Any] | None = None,
+               metadata: RepoMetadata | None = None) -> list[Stage]:
     """The stages of a build in the order of the flow. ``registry``: the effective opt-out registry
     (the stage is left out when it has no entry); ``license_cache``: the folder of ScanCode results
-    kept across versions; ``storage_options``: the content store's fsspec options."""
+    kept across versions; ``storage_options``: the content store's fsspec options; ``metadata``: the
+    repository metadata stage (default: none, every metadata column null)."""
     options = tuple(sorted((storage_options or {}).items()))
     fetch = Fetch(store_url, config.fetch, threads=config.execution.fetch_threads, storage_options=options,
                   storage=config.storage)
@@ -37,5 +40,6 @@ def build_flow(store_url: str, config: Config, registry: Registry | None = None,
     ]
     if config.redact.enabled:
         flow.append(Redact(config.redact))
+    flow.append(metadata or RepoMetadata())
     flow += [ExactDedup(), NearDedup(config.dedup)]
     return flow

@@ -34,6 +34,7 @@ from pipeline.storage import fsspec_options
 from pipeline.versions import choose_parent, finished_versions, version_dir
 from pipeline.writer import sha256_file
 from stages.license import LicenseCache
+from stages.metadata import RepoMetadata, file_sha256, read_metadata
 
 __all__ = ["BUNDLED_EXPORT", "LICENSE_CACHE", "choose_parent", "effective_registry", "finished_versions",
            "run_version", "software_versions", "version_dir"]
@@ -71,6 +72,7 @@ def run_version(
     opt_out: Path | None = None,
     threads: int = 1,
     storage_options: dict[str, Any] | None = None,
+    repo_metadata: Path | None = None,
 ) -> Path:
     """Build ``version`` of the dataset from the export at ``input_url``; returns its folder.
 
@@ -80,6 +82,8 @@ def run_version(
     registry``); repositories opted out by any earlier version in ``output`` stay out. ``threads``:
     threads per worker of the local cluster. ``storage_options``: fsspec options for both the
     export and the content store, over ``[storage]`` (never recorded: they may hold credentials).
+    ``repo_metadata``: the repository metadata file (else ``[repo_metadata] file``); its sha256 is
+    part of the version's identity.
 
     Raises PipelineError for bad input, an existing version with a different input, config or
     software, or an output folder that cannot be written.
@@ -93,10 +97,12 @@ def run_version(
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.UTC)
     registry, effective, carried = effective_registry(output, version, opt_out or (config.opt_out.registry or None))
+    metadata = _metadata_stage(repo_metadata or (config.repo_metadata.file or None))
     identity = {
         "input": {"export": input_url, "content_store": store_url, "fingerprint": export.fingerprint(),
                   "as_of": as_of.isoformat() if as_of else None},
         "config_sha256": config.digest(),
+        "repo_metadata": None if not metadata.file else {"file": Path(metadata.file).name, "sha256": metadata.sha256},
         "software": software_versions(),
         "opt_out": None if registry is None else {
             "registry_sha256": registry.sha256, "carried_repositories": len(carried),
@@ -116,7 +122,7 @@ def run_version(
 
     from pipeline.graph import build, dask_client  # dask is imported only when a build runs
 
-    flow = build_flow(store_url, config, effective, output / LICENSE_CACHE, store_options)
+    flow = build_flow(store_url, config, effective, output / LICENSE_CACHE, store_options, metadata)
     try:
         with dask_client(workers, scheduler, memory_limit, threads) as client:
             report = build(export, flow, staging, config, client, log, reuse, as_of)
@@ -147,6 +153,16 @@ def run_version(
     log(f"wrote {target} ({manifest['totals']['files_kept']} files kept, "
         f"{manifest['totals']['files_dropped']} dropped)")
     return target
+
+
+def _metadata_stage(path: Path | str | None) -> RepoMetadata:
+    """The repository metadata stage for the file at ``path`` (checked now: one line if it is bad)."""
+    if path is None:
+        return RepoMetadata()
+    if not Path(path).is_file():
+        raise PipelineError(f"{path}: repository metadata file does not exist")
+    read_metadata(path)  # fail fast, before the cluster starts
+    return RepoMetadata(str(Path(path).resolve()), file_sha256(path))
 
 
 def effective_registry(output: Path, version: str, path: Path | str | None
@@ -192,6 +208,7 @@ def _up_to_date(target: Path, identity: dict[str, Any], log: Callable[[str], Non
             ("opt-out registry", (existing.get("opt_out") or {}).get("effective_sha256"),
              (identity["opt_out"] or {}).get("effective_sha256")),
             ("config", existing["config_sha256"], identity["config_sha256"]),
+            ("repository metadata", existing.get("repo_metadata"), identity["repo_metadata"]),
             ("software", existing["software"], identity["software"]),
         )
         if old != new

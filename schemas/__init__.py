@@ -94,14 +94,29 @@ def with_pii(schema: pa.Schema) -> pa.Schema:
     return _before_content(schema, [pa.field("pii", PII_TYPE, nullable=False)])
 
 
-#: What the per-file stages give (after redaction), before dedup adds ``near_dup_cluster``.
+#: After redaction.
 REDACTED_SCHEMA = with_pii(CLASSIFIED_SCHEMA)
+
+#: The repository's metadata under The Stack v2's names (GH Archive's figures), null where unknown.
+METADATA_FIELDS = [
+    pa.field("star_events_count", pa.int64()),
+    pa.field("fork_events_count", pa.int64()),
+    pa.field("gha_created_at", TIMESTAMP),
+    pa.field("gha_updated_at", TIMESTAMP),
+    pa.field("gha_pushed_at", TIMESTAMP),
+    pa.field("gha_license_id", pa.string()),
+    pa.field("gha_language", pa.string()),
+    pa.field("github_id", pa.int64()),
+]
+
+#: What the per-file stages give (after the repository metadata), before dedup adds ``near_dup_cluster``.
+ANNOTATED_SCHEMA = _before_content(REDACTED_SCHEMA, METADATA_FIELDS)
 
 #: One row per file in the dataset shards (``sha256`` and ``length_bytes`` are of the content as written).
 #: ``near_dup_cluster``: the blob_id of the surviving member of the file's near-duplicate cluster.
 ROW_SCHEMA = pa.schema(
-    [f for f in REDACTED_SCHEMA if f.name != "content"]
-    + [pa.field("near_dup_cluster", pa.string()), REDACTED_SCHEMA.field("content")]
+    [f for f in ANNOTATED_SCHEMA if f.name != "content"]
+    + [pa.field("near_dup_cluster", pa.string()), ANNOTATED_SCHEMA.field("content")]
 )
 
 #: One row per file that did not make it into the shards. Never content, never a secret.
