@@ -96,6 +96,32 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--format", default="table", choices=["table", "jsonl", "parquet"])
     query.add_argument("--out", type=Path, default=None, metavar="FILE", help="write here instead of stdout")
 
+    lookup = sub.add_parser("lookup", help="is a repository or file in a version, and if not, why",
+                            description="For each version (or the one named): the files of TARGET that are in, "
+                                        "those that are out with the stage, reason and detail, and the opt-out "
+                                        "entries that apply. TARGET: a repository URL, owner/name, owner/*, a blob "
+                                        "sha1, or a path glob starting with /.")
+    lookup.add_argument("target", metavar="TARGET")
+    lookup.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR")
+    lookup.add_argument("--version", default=None, help="only this version (default: every finished one)")
+    lookup.add_argument("--registry", type=Path, default=None, metavar="FILE",
+                        help="also say whether an entry of this opt-out registry applies (the next version)")
+    lookup.add_argument("--limit", type=int, default=20, metavar="N", help="files listed per version (default 20)")
+    lookup.add_argument("--json", action="store_true", help="every file, as JSON")
+
+    optout = sub.add_parser("opt-out", help="manage the opt-out registry")
+    optout_sub = optout.add_subparsers(dest="optout_command", required=True, metavar="ACTION")
+    add = optout_sub.add_parser("add", help="add a repository or owner to the registry",
+                                description="Validate TARGET (a repository URL, owner/name, owner/* or a glob), say "
+                                            "if the registry already covers it, else append one dated line, and "
+                                            "print what the next version will remove (a lookup in the latest one).")
+    add.add_argument("target", metavar="TARGET")
+    add.add_argument("--registry", type=Path, required=True, metavar="FILE")
+    add.add_argument("--reason", default="", help="free text, e.g. the request's reference")
+    add.add_argument("--date", type=_iso_day, default=None, metavar="YYYY-MM-DD", help="default: today (UTC)")
+    add.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
+                     help="the versions to preview the removal against (default: ./dataset)")
+
     verify = sub.add_parser("verify", help="recompute every checksum of a version")
     verify.add_argument("version")
     verify.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR")
@@ -114,12 +140,70 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _iso_day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from e
+
+
 def _iso_date(text: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"not an ISO date: {text!r}") from e
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _lookup(args: argparse.Namespace) -> int:
+    from pipeline.lookup import lookup_version, parse_target, render
+    from pipeline.optout import load_registry
+    from pipeline.versions import finished_versions, version_dir
+    from pipeline.walk import repo_name
+
+    target = parse_target(args.target)
+    names = [args.version] if args.version else [m["version"] for m in finished_versions(args.output)]
+    for name in names:
+        if not (version_dir(args.output, name) / "manifest.json").is_file():
+            raise PipelineError(f"{args.output}: no finished version {name}")
+    answers = [lookup_version(version_dir(args.output, name), name, target) for name in names]
+    pending = None
+    if args.registry is not None and target.kind in ("url", "repo"):
+        url = target.text if target.kind == "url" else ""
+        entry = load_registry(args.registry).match(url, repo_name(url) if url else target.value)
+        pending = entry.text() if entry is not None else None
+    if args.json:
+        print(json.dumps({"target": args.target, "kind": target.kind, "registry_entry": pending,
+                          "versions": [{**a.summary(), "in": a.kept, "out": a.dropped} for a in answers]},
+                         indent=1, default=str))
+        return 0
+    print(render(answers, target, args.limit))
+    if args.registry is not None:
+        print(f"opt-out registry {args.registry}: " + (f"applies ({pending}); the next version leaves it out"
+                                                      if pending else "no entry applies"))
+    return 0
+
+
+def _opt_out_add(args: argparse.Namespace) -> int:
+    from pipeline.lookup import lookup_version, parse_target
+    from pipeline.optout import GLOB, add_entry
+    from pipeline.versions import finished_versions, version_dir
+
+    entry, covered = add_entry(args.registry, args.target, args.reason, args.date)
+    if covered is not None:
+        print(f"already covered by {args.registry}:{covered.line}: {covered.text()}")
+        return 0
+    print(f"added to {args.registry}: {entry.text()}")
+    versions = finished_versions(args.output) if args.output.is_dir() else []
+    if entry.kind == GLOB or not versions:
+        print("the next version built with this registry leaves it out"
+              + ("" if versions else f" (no version in {args.output} to preview against)"))
+        return 0
+    latest = versions[-1]["version"]
+    answer = lookup_version(version_dir(args.output, latest), latest, parse_target(entry.target)).summary()
+    repos = len(answer["repositories"])
+    print(f"the next version removes {answer['files_in']} file(s) of {repos} repository(ies) that v{latest} kept")
+    return 0
 
 
 def _storage_options(pairs: list[str]) -> dict[str, object]:
@@ -180,6 +264,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             repo_metadata=args.repo_metadata,
         )
         return 0
+    if args.command == "lookup":
+        return _lookup(args)
+    if args.command == "opt-out":
+        return _opt_out_add(args)
     if args.command == "versions":
         from manifests.manifest import verify
         from manifests.summary import human_bytes, markdown_table

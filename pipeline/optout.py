@@ -13,8 +13,10 @@ Targets: a full origin URL (exact); ``owner/name`` (the ``repo_name`` of any for
 ``fnmatch`` rules on the origin URL when it has a scheme, else on ``repo_name``). Matching ignores
 case and a trailing ``/`` or ``.git`` (forges treat those names as the same repository; opting out a
 little more is the safe direction). Blank lines and lines starting with ``#`` are ignored (a ``#``
-later on a line is part of the reason: ``request #123``); any other line that is not ``<target>
-<YYYY-MM-DD> [reason]`` fails the load with the file and line number.
+later on a line is part of the reason: ``request #123``); a line that is a target alone (a pasted
+URL or ``owner/name``) is an undated entry; any other line that is not ``<target> <YYYY-MM-DD>
+[reason]`` fails the load with the file and line number. ``python -m pipeline opt-out add`` writes
+dated lines.
 
 Exact targets are dict lookups; globs are bucketed by their literal prefix up to a ``/``, so an
 origin is tested only against the globs whose prefix it starts with.
@@ -46,13 +48,18 @@ class Entry:
 
     target: str
     kind: str
-    date: dt.date
+    date: dt.date | None
     reason: str = ""
     line: int = 0
 
     def text(self) -> str:
         """The entry as a registry line."""
-        return f"{self.target} {self.date.isoformat()}" + (f" {self.reason}" if self.reason else "")
+        date = f" {self.date.isoformat()}" if self.date is not None else ""
+        return f"{self.target}{date}" + (f" {self.reason}" if self.reason else "")
+
+    def described(self) -> str:
+        """What the ledger says of it: the target and its date."""
+        return f"{self.target} ({self.date.isoformat()})" if self.date is not None else f"{self.target} (undated)"
 
 
 def normalize_url(url: str) -> str:
@@ -71,8 +78,8 @@ def parse_entry(text: str, line: int = 0) -> Entry | None:
     fields = text.split(None, 2)
     if not fields or fields[0].startswith("#"):
         return None
-    if len(fields) < 2:
-        raise ValueError(f"expected '<target> <YYYY-MM-DD> [reason]', got {text.strip()!r}")
+    if len(fields) < 2:  # a bare URL or owner/name, as people paste them: undated
+        return Entry(fields[0], _kind(fields[0]), None, "", line)
     target, date_text = fields[0], fields[1]
     reason = fields[2].strip() if len(fields) > 2 else ""
     if not _DATE.match(date_text):
@@ -225,3 +232,53 @@ def load_registry(path: Path | str) -> Registry:
         if entry is not None:
             entries.append(entry)
     return Registry(entries, sha256=hashlib.sha256(data).hexdigest(), path=str(path))
+
+
+def covering_entry(registry: Registry, entry: Entry) -> Entry | None:
+    """The entry of ``registry`` that already opts out everything ``entry`` names, if any."""
+    for existing in registry.entries:
+        if existing.kind == entry.kind and normalize_url(existing.target) == normalize_url(entry.target):
+            return existing
+    if entry.kind == URL:
+        from pipeline.walk import repo_name
+
+        return registry.match(entry.target, repo_name(entry.target))
+    if entry.kind == REPO:
+        from pipeline.walk import repo_name
+
+        name = normalize_name(entry.target)
+        by_url = next((e for e in registry.entries if e.kind == URL and normalize_name(repo_name(e.target)) == name),
+                      None)
+        return by_url or registry.match("", entry.target)
+    if entry.kind == OWNER:
+        owner = entry.target.split("/")[0].lower()
+        return next((e for e in registry.entries if e.kind == OWNER and e.target.split("/")[0].lower() == owner),
+                    None)
+    return None
+
+
+def add_entry(path: Path, target: str, reason: str = "", date: dt.date | None = None) -> tuple[Entry, Entry | None]:
+    """Append ``target`` to the registry at ``path`` (created if absent), dated ``date`` (today by
+    default), unless an entry already covers it. Returns the entry and the covering one (None when
+    the line was appended). PipelineError when the target or reason cannot make a valid line."""
+    date = date or dt.datetime.now(dt.UTC).date()
+    if not target.strip() or len(target.split()) != 1:
+        raise PipelineError(f"{target!r}: a target is one word: a repository URL, owner/name, owner/* or a glob")
+    if any(c in reason for c in "\r\n"):
+        raise PipelineError("--reason: one line of text")
+    line = f"{target.strip()} {date.isoformat()}" + (f" {reason.strip()}" if reason.strip() else "")
+    try:
+        entry = parse_entry(line)
+    except ValueError as e:
+        raise PipelineError(f"{target!r}: {e}") from e
+    if entry is None or entry.target.startswith("#"):
+        raise PipelineError(f"{target!r}: not an opt-out target")
+    registry = load_registry(path) if path.exists() else Registry([])
+    covered = covering_entry(registry, entry)
+    if covered is None:
+        existing = path.read_bytes() if path.exists() else b""
+        with open(path, "ab") as f:
+            if existing and not existing.endswith(b"\n"):
+                f.write(b"\n")
+            f.write((entry.text() + "\n").encode())
+    return entry, covered

@@ -23,6 +23,6 @@ class OptOut(RowStage):
     def process(self, table: pa.Table, resource: Any = None) -> StageResult:
         entries = self.registry.matches(table["origin_url"].to_pylist(), table["repo_name"].to_pylist())
         reasons = [None if e is None else Reason.OPTED_OUT for e in entries]
-        details = [None if e is None else f"{e.target} ({e.date.isoformat()})" for e in entries]
+        details = [None if e is None else e.described() for e in entries]
         kept, dropped, counters = split(self.name, table, reasons, details)
         return StageResult(kept, dropped, counters)

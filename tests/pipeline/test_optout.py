@@ -73,7 +73,7 @@ def test_matches_is_match_per_row(registry: Registry) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("https://github.com/a/b", "expected '<target> <YYYY-MM-DD> [reason]'"),
+        ("just-a-name", "neither a URL nor owner/name"),
         ("https://github.com/a/b 01-03-2024", "not YYYY-MM-DD"),
         ("https://github.com/a/b 2024-02-30", "not a valid date"),
         ("just-a-name 2024-01-01", "neither a URL nor owner/name"),
@@ -88,6 +88,15 @@ def test_a_malformed_line_fails_with_file_and_line_number(tmp_path: Path, line: 
         load_registry(path)
     assert str(error.value).startswith(f"{path}:4: ")
     assert message in str(error.value)
+
+
+def test_bare_targets_are_undated_entries(tmp_path: Path) -> None:
+    path = tmp_path / "optout.txt"
+    path.write_text("https://github.com/a/b\nowner/name\n")
+    registry = load_registry(path)
+    assert [(e.target, e.date) for e in registry.entries] == [("https://github.com/a/b", None), ("owner/name", None)]
+    assert registry.match("https://github.com/a/b").described() == "https://github.com/a/b (undated)"
+    assert registry.entries[1].text() == "owner/name"
 
 
 def test_unreadable_registry(tmp_path: Path) -> None:
