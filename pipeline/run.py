@@ -21,6 +21,7 @@ from manifests.card import CHART, dataset_card, language_chart
 from manifests.changes import CHANGELOG, CHANGES_JSON, CHANGES_PARQUET, compare, write_changes
 from manifests.manifest import MANIFEST, read_manifest, write_manifest, write_sums
 from manifests.reports import PartitionReport
+from manifests.site import SITE, write_site
 from pipeline import __version__
 from pipeline.checkpoint import open_staging, reusable
 from pipeline.config import Config
@@ -139,7 +140,8 @@ def run_version(
             write_changes(staging, summary, rows)
         else:
             write_changes(staging, None, None)
-        extra = [CHANGES_JSON, CHANGES_PARQUET, CHANGELOG]
+        write_site(staging, manifest)
+        extra = [CHANGES_JSON, CHANGES_PARQUET, CHANGELOG, SITE]
         if language_chart(manifest, staging / CHART):
             extra.append(CHART)
         (staging / "README.md").write_text(dataset_card(manifest, summary))
