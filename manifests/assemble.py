@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from manifests.manifest import FORMAT
-from manifests.reports import BuildReport, Counters, add_counters
+from manifests.reports import BuildReport, Counters, add_counters, add_timing
 from stages.base import Reason
 
 _REASONS = {r.value for r in Reason}
@@ -22,6 +22,26 @@ def stage_totals(report: BuildReport, names: Sequence[str]) -> dict[str, Counter
     for name, counters in report.reduces.items():
         add_counters(totals, name, counters)
     return totals
+
+
+def stage_timings(report: BuildReport, names: Sequence[str]) -> dict[str, Any]:
+    """CPU seconds (of the threads that ran them), wall seconds and input bytes per stage, summed over
+    every call; and the wall seconds the driver waited for each phase. Speed, never identity: two
+    builds of the same version differ here and nowhere else in what they measured."""
+    stages: dict[str, dict[str, float]] = {}
+    for part in [*report.partitions, *report.writes]:
+        for name, t in part.timings.items():
+            add_timing(stages, name, t["cpu_s"], t["wall_s"], int(t["bytes"]))
+    total = sum(t["cpu_s"] for t in stages.values()) or 1.0
+    out = {}
+    for name in names:
+        if name not in stages:
+            continue
+        t = stages[name]
+        out[name] = {"cpu_s": round(t["cpu_s"], 3), "wall_s": round(t["wall_s"], 3), "bytes": int(t["bytes"]),
+                     "mb_per_cpu_s": round(t["bytes"] / 1e6 / t["cpu_s"], 2) if t["cpu_s"] > 0 else None,
+                     "cpu_share": round(t["cpu_s"] / total, 4)}
+    return {"stages": out, "phases_wall_s": {k: round(v, 3) for k, v in report.phases.items()}}
 
 
 def assemble_manifest(
@@ -75,6 +95,7 @@ def assemble_manifest(
         "content_bytes": sum(v["bytes"] for v in languages.values()),
         "shard_bytes": sum(s["bytes"] for s in shards),
     }
+    manifest["timings"] = stage_timings(report, stage_names)
     if identity.get("opt_out") is not None and opt_out is not None:
         removed = sorted({u for w in report.writes for u in w.opted_out_origins})
         manifest["opt_out"] = {

@@ -18,6 +18,17 @@ def add_counters(into: dict[str, Counters], stage: str, counters: Counters) -> N
         entry[key] = entry.get(key, 0) + int(value)
 
 
+Timings = dict[str, dict[str, float]]
+
+
+def add_timing(into: Timings, stage: str, cpu_s: float, wall_s: float, bytes_in: int) -> None:
+    """Add one call's CPU seconds (of the thread that ran it), wall seconds and input bytes to ``into[stage]``."""
+    entry = into.setdefault(stage, {"cpu_s": 0.0, "wall_s": 0.0, "bytes": 0})
+    entry["cpu_s"] += cpu_s
+    entry["wall_s"] += wall_s
+    entry["bytes"] += bytes_in
+
+
 @dataclass
 class WalkReport:
     """The walk of the export: origins, what kept an origin from being walked, files and bytes found."""
@@ -44,6 +55,7 @@ class PartitionReport:
     rows_in: int
     rows_kept: int
     stages: dict[str, Counters] = field(default_factory=dict)
+    timings: Timings = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -51,7 +63,8 @@ class PartitionReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PartitionReport:
         return cls(int(data["bucket"]), int(data["rows_in"]), int(data["rows_kept"]),
-                   {k: {n: int(v) for n, v in c.items()} for k, c in data["stages"].items()})
+                   {k: {n: int(v) for n, v in c.items()} for k, c in data["stages"].items()},
+                   {k: dict(v) for k, v in data.get("timings", {}).items()})
 
 
 @dataclass
@@ -72,6 +85,7 @@ class WriteReport:
     licenses: dict[str, Counters] = field(default_factory=dict)
     license_types: dict[str, Counters] = field(default_factory=dict)
     opted_out_origins: list[str] = field(default_factory=list)
+    timings: Timings = field(default_factory=dict)
 
 
 @dataclass
@@ -82,3 +96,5 @@ class BuildReport:
     partitions: list[PartitionReport] = field(default_factory=list)
     reduces: dict[str, Counters] = field(default_factory=dict)
     writes: list[WriteReport] = field(default_factory=list)
+    #: wall seconds of each phase the driver waited for: walk, each reduce, the row flow, the writes
+    phases: dict[str, float] = field(default_factory=dict)

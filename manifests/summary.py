@@ -40,6 +40,20 @@ def stage_rows(manifest: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def timing_lines(manifest: dict[str, Any]) -> list[str]:
+    """Where the time went: each stage's CPU and wall seconds, bytes in, MB per CPU second and share;
+    and the phases the driver waited for (older manifests have none: nothing)."""
+    timings = manifest.get("timings")
+    if not timings:
+        return []
+    rows = [[name, f"{t['cpu_s']:.2f}", f"{t['wall_s']:.2f}", human_bytes(t["bytes"]),
+             "-" if t["mb_per_cpu_s"] is None else f"{t['mb_per_cpu_s']:.1f}", f"{100 * t['cpu_share']:.1f}%"]
+            for name, t in timings["stages"].items()]
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in timings.get("phases_wall_s", {}).items())
+    return [markdown_table(["stage", "cpu s", "wall s", "in", "MB / cpu s", "share of cpu"], rows), "",
+            f"phases (wall): {phases}", ""]
+
+
 def summary(manifest: dict[str, Any]) -> str:
     """What ``inspect`` prints: totals, languages, stages, origins and shards with checksums."""
     t = manifest["totals"]
@@ -57,6 +71,7 @@ def summary(manifest: dict[str, Any]) -> str:
         "",
         markdown_table(["stage", "in", "kept", "dropped by reason"], stage_rows(manifest)),
         "",
+        *timing_lines(manifest),
         markdown_table(
             ["shard", "rows", "bytes", "sha256"],
             [[s["path"], s["rows"], human_bytes(s["bytes"]), s["sha256"]] for s in manifest["shards"]],

@@ -10,6 +10,7 @@ dask): the output depends only on the rows, never on the worker or the thread.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from manifests.reports import PartitionReport, WriteReport, add_counters
+from manifests.reports import PartitionReport, Timings, WriteReport, add_counters, add_timing
 from pipeline.checkpoint import mark_done
 from pipeline.config import OutputConfig
 from pipeline.resources import resource
@@ -31,6 +32,20 @@ ROW_ORDER = [("origin_url", "ascending"), ("path", "ascending"), ("content_id", 
 LANGUAGE_UNKNOWN = "unknown"
 WORK = ".work"  # inside the staging folder; removed before the version is committed
 _ADDRESS = [pa.field("bucket", pa.int32()), pa.field("row", pa.int64())]
+
+
+class Clock:
+    """CPU seconds of this thread (a worker runs several tasks at once), wall seconds and the content
+    bytes of one stage call."""
+
+    def __init__(self, batch: pa.Table, count_bytes: bool = True) -> None:
+        column = "length_bytes" if "length_bytes" in batch.column_names else "length"
+        counted = count_bytes and column in batch.column_names
+        self.bytes = int(pc.sum(batch[column]).as_py() or 0) if counted else 0
+        self.cpu, self.wall = time.thread_time(), time.perf_counter()
+
+    def stop(self, into: Timings, stage: str) -> None:
+        add_timing(into, stage, time.thread_time() - self.cpu, time.perf_counter() - self.wall, self.bytes)
 
 
 def reads_kept(stage: Stage) -> bool:
@@ -88,6 +103,7 @@ def process_partition(
     after = [s for s in flow if reads_kept(s)]
     ledgers: list[pa.Table] = []
     counters: dict[str, dict[str, int]] = {}
+    timings: Timings = {}
     row_writer: ShardWriter | None = None
     key_writers = {s.name: ShardWriter(work, f"keys/{s.name}/{shard_name(bucket)}", keys_schema(s), output,
                                        checkpoint) for s in after}
@@ -96,10 +112,12 @@ def process_partition(
     for start, stop in size_bounds(pc.fill_null(table["length"], 0).to_pylist(), output.batch_bytes):
         batch = table.slice(start, stop - start)
         for stage in row_flow:
+            clock = Clock(batch)
             if isinstance(stage, CorpusStage):
                 result = stage.apply(batch, resource(stage), reduced[stage.name])
             else:
                 result = stage.process(batch, resource(stage))
+            clock.stop(timings, stage.name)
             batch = result.kept
             ledgers.append(result.dropped)
             add_counters(counters, stage.name, result.counters)
@@ -108,13 +126,15 @@ def process_partition(
                 row_writer = ShardWriter(work, f"rows/{shard_name(bucket)}", batch.schema, output, checkpoint)
             row_writer.write(batch)
             for stage in after:
+                clock = Clock(batch, count_bytes=False)  # the bytes count once, at apply
                 key_writers[stage.name].write(with_address(stage.map(batch, resource(stage)), bucket, kept_rows))
+                clock.stop(timings, stage.name)
             kept_rows += batch.num_rows
     written = [row_writer.close()] if row_writer is not None else []
     written += [writer.close() for writer in key_writers.values()]
     ledger = pa.concat_tables(ledgers).cast(LEDGER_SCHEMA) if ledgers else LEDGER_SCHEMA.empty_table()
     written.append(write_shard(ledger, work, f"ledger/{shard_name(bucket)}", output, checkpoint))
-    report = PartitionReport(bucket, rows.num_rows, kept_rows, counters)
+    report = PartitionReport(bucket, rows.num_rows, kept_rows, counters, timings)
     if checkpoint:
         mark_done(work, bucket, report.to_dict(), written)  # last: the partition's checkpoint
     return report
@@ -160,7 +180,9 @@ def finalize_partition(bucket: int, staging: Path, after: Sequence[CorpusStage],
                     part, drop = _rebased(reduced[stage.name], present)
                 else:
                     part, drop = reduced[stage.name].slice(0, 0), np.zeros(0, dtype=bool)
+                clock = Clock(batch)
                 result = stage.apply(batch, resource(stage), part)
+                clock.stop(report.timings, stage.name)
                 present = present[~drop]
                 if result.kept.num_rows != len(present):
                     raise RuntimeError(f"bug: {stage.name}.apply kept {result.kept.num_rows} rows, its reduce "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,12 +152,14 @@ def build(
     reuse = dict(reuse or {})
     work = staging / WORK
     context = CorpusContext(str(work / "rows"), log, config.execution.components_partition_edges)
+    started = time.perf_counter()
     walker = Walk(export, config, log, as_of)
     rows = walker.files().persist()
     n_files, total_bytes = dask.compute(rows.shape[0], rows.length.sum())
     n_files, total_bytes = int(n_files), int(total_bytes or 0)
     nbuckets = max(1, math.ceil(total_bytes / config.output.partition_bytes))
     report = BuildReport(walker.report)
+    report.phases["walk"] = time.perf_counter() - started
     walker.report.files, walker.report.content_bytes, walker.report.partitions = n_files, total_bytes, nbuckets
     log(f"walk: {n_files} files, {total_bytes / 1e6:.1f} MB of content, {nbuckets} partition(s)")
     if n_files == 0:
@@ -178,14 +181,18 @@ def build(
             key_meta = meta(pa.schema([pa.field("bucket", pa.int32()), *stage.key_schema]))
             keys = todo.map_partitions(_input_keys, stage, selection, meta=key_meta)
             schema = pa.schema([pa.field("bucket", pa.int32()), *stage.key_schema])
+            started = time.perf_counter()
             reduced = stage.reduce(DaskCorpus(keys, schema, stage, context))
             _write_reduced(reduced.rows, work, stage.name)
+            report.phases[f"{stage.name} reduce"] = time.perf_counter() - started
             schemas[stage.name] = reduced.schema
             report.reduces[stage.name] = reduced.counters
             log(f"{stage.name}: {_counters_line(reduced.counters)}")
         tasks = [dask.delayed(_process_buckets)(part, list(flow), str(staging), config, schemas)
                  for part in todo.to_delayed()]
+        started = time.perf_counter()
         fresh = [r for rs in run_with_bar(client, tasks, "stages") for r in rs]
+        report.phases["row flow"] = time.perf_counter() - started
     else:
         fresh = []
     report.partitions = sorted(fresh + list(reuse.values()), key=lambda r: r.bucket)
@@ -195,17 +202,21 @@ def build(
     dropped_before: list[dd.DataFrame] = []
     after_schemas: dict[str, pa.Schema] = {}
     for stage in after:
+        started = time.perf_counter()
         keys = _kept_keys(work, stage, dropped_before)
         reduced = stage.reduce(DaskCorpus(keys, keys_schema(stage), stage, context))
         rows = reduced.rows.persist()
         _write_reduced(rows, work, stage.name)
+        report.phases[f"{stage.name} reduce"] = time.perf_counter() - started
         frame = rows.frame  # type: ignore[attr-defined]
         dropped_before.append(frame[frame["reason"].notnull()][["bucket", "row"]])
         after_schemas[stage.name] = reduced.schema
         report.reduces[stage.name] = reduced.counters
         log(f"{stage.name}: {_counters_line(reduced.counters)}")
     tasks = [dask.delayed(_finalize)(r.bucket, str(staging), after, after_schemas, config) for r in report.partitions]
+    started = time.perf_counter()
     report.writes = sorted(run_with_bar(client, tasks, "write"), key=lambda r: r.bucket)
+    report.phases["write"] = time.perf_counter() - started
     return report
 
 

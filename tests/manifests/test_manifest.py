@@ -59,8 +59,17 @@ def test_inspect_prints_summary_and_json(built_sample: Path, capsys) -> None:
     assert main(["inspect", "--output", str(built_sample)]) == 0
     text = capsys.readouterr().out
     assert "version 2.1" in text and "skipped_content: 1" in text and "data/python/part-00000.parquet" in text
+    assert "| stage " in text and "MB / cpu s" in text and "phases (wall): walk" in text
     assert main(["inspect", "2.1", "--output", str(built_sample), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["version"] == "2.1"
+    manifest = json.loads(capsys.readouterr().out)
+    assert manifest["version"] == "2.1"
+    timings = manifest["timings"]
+    # every stage of the flow timed, its input bytes what its in-rows hold, shares adding up to one
+    assert list(timings["stages"]) == [s["name"] for s in manifest["stages"]]
+    assert timings["stages"]["fetch"]["bytes"] > timings["stages"]["decode"]["bytes"] > 0
+    assert timings["stages"]["near_dedup"]["bytes"] == timings["stages"]["exact_dedup"]["bytes"]
+    assert abs(sum(t["cpu_share"] for t in timings["stages"].values()) - 1) < 0.01
+    assert set(timings["phases_wall_s"]) >= {"walk", "license reduce", "row flow", "near_dedup reduce", "write"}
 
 
 def test_inspect_without_versions(tmp_path: Path, capsys) -> None:
