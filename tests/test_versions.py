@@ -90,7 +90,8 @@ def test_the_changelog_names_the_parent_and_every_change_with_its_reason(history
     card = (history / "v2.0" / "README.md").read_text()
     assert "Against version 1.0" in card and "languages.png" in card
     listed = {f["path"] for f in manifest["files"]}
-    assert listed == {"README.md", "CHANGELOG.md", "changes.json", "changes.parquet", "languages.png"}
+    assert listed == {"README.md", "CHANGELOG.md", "changes.json", "changes.parquet", "languages.png",
+                      "site/index.html"}
     assert verify(history / "v2.0") == []
 
 
