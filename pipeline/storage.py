@@ -89,7 +89,7 @@ def classify(error: BaseException) -> str:
 
 
 def with_retries(call: Callable[[], T], config: StorageConfig, sleep: Callable[[float], None] = time.sleep) -> T:
-    """``call()``, retried on transient errors (``failed``; ``unreachable`` too, in case the
+    """``call()``, retried on transient errors (``failed``; ``unreachable`` once, in case the
     endpoint is restarting) up to ``config.retries`` times with jittered exponential backoff.
     ``missing`` and ``forbidden`` are answers, not accidents: raised at once."""
     attempt = 0
@@ -99,6 +99,8 @@ def with_retries(call: Callable[[], T], config: StorageConfig, sleep: Callable[[
         except Exception as e:
             kind = classify(e)
             if kind in (MISSING, FORBIDDEN) or attempt >= config.retries or is_parse_error(e):
+                raise
+            if kind == UNREACHABLE and attempt >= 1:  # no connection twice: s3fs retried inside each try too
                 raise
             # jitter from a fixed-seed generator would be shared state; time-based jitter is harmless here
             wait = min(20.0, config.backoff_s * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
