@@ -124,23 +124,12 @@ def test_reference_cell_keeps_no_copyleft_file(reference: Path) -> None:
     check_licenses(reference)
 
 
-def test_external_scheduler_one_worker_four_threads(export: Path, reference: Path,
-                                                    scheduler: tuple[str, Path]) -> None:
+@pytest.mark.parametrize("worker_args", [("--nthreads", "4"), ("--nworkers", "2", "--nthreads", "2")],
+                         ids=["one_worker_four_threads", "two_workers_two_threads"])
+def test_external_scheduler_and_dask_workers(export: Path, reference: Path, scheduler: tuple[str, Path],
+                                             worker_args: tuple[str, ...]) -> None:
     address, tmp = scheduler
-    worker = workers(address, tmp / "worker.log", "--nthreads", "4")
-    try:
-        version = build(export, tmp / "out", "--scheduler", address)
-    finally:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-    check_licenses(version)
-    assert shards(version) == shards(reference)
-
-
-def test_external_scheduler_two_workers_two_threads(export: Path, reference: Path,
-                                                    scheduler: tuple[str, Path]) -> None:
-    address, tmp = scheduler
-    worker = workers(address, tmp / "worker.log", "--nworkers", "2", "--nthreads", "2")
+    worker = workers(address, tmp / "worker.log", *worker_args)
     try:
         version = build(export, tmp / "out", "--scheduler", address)
     finally:
