@@ -69,6 +69,9 @@ Parquet shards ({human_bytes(t['shard_bytes'])}, zstd).
 ## Personal data and secrets
 {_redaction_summary(manifest)}
 
+## Benchmark decontamination
+{_decontamination(manifest)}
+
 ## What was dropped, by stage
 {markdown_table(["stage", "in", "kept", "dropped by reason"], stage_rows(manifest))}
 
@@ -97,6 +100,17 @@ python -m pipeline verify {version}
 `manifest.json` lists every shard with its rows, bytes and SHA-256, the full config and the
 software versions that built it.
 """
+
+
+def _decontamination(manifest: dict[str, Any]) -> str:
+    benchmarks = manifest.get("decontamination")
+    if not benchmarks:
+        return "Not decontaminated: this version was built without the decontamination stage."
+    stage = next((s for s in manifest["stages"] if s["name"] == "decontaminate"), {"dropped": {}})
+    rows = [[b["name"], b["items"], b["snippets"], b["sha256"][:16]] for b in benchmarks]
+    return (f"Files holding a benchmark's prompt or solution (after whitespace normalisation) were left out: "
+            f"{stage['dropped'].get('contaminated', 0)} files (`dropped/`, reason `contaminated`).\n\n"
+            + markdown_table(["benchmark", "items", "snippets", "sha256"], rows))
 
 
 def _redaction_summary(manifest: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 from pipeline.errors import PipelineError
 from pipeline.storage import StorageConfig
 from stages.decode import DecodeConfig
+from stages.decontaminate import DecontaminateConfig
 from stages.dedup import DedupConfig
 from stages.fetch import FetchConfig
 from stages.filters import FiltersConfig
@@ -80,6 +81,7 @@ class Config:
     language: LanguageConfig = field(default_factory=LanguageConfig)
     license: LicenseConfig = field(default_factory=LicenseConfig)
     filters: FiltersConfig = field(default_factory=FiltersConfig)
+    decontaminate: DecontaminateConfig = field(default_factory=DecontaminateConfig)
     redact: RedactConfig = field(default_factory=RedactConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

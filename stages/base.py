@@ -50,6 +50,7 @@ class Reason(StrEnum):
     ENCODED_DATA = "encoded_data"  # long base64 / hex / unicode-escape runs
     AUTO_GENERATED = "auto_generated"  # enry's is_generated, or a generated-code marker near the top
     VENDORED = "vendored"  # enry's is_vendor
+    CONTAMINATED = "contaminated"  # holds a benchmark's prompt or solution (detail: benchmark and item)
     REDACTION_FAILED = "redaction_failed"  # redaction raised or ran out of time: never written unredacted
     EXACT_DUPLICATE = "exact_duplicate"  # same content (SHA-256) as the surviving copy named in detail
     NEAR_DUPLICATE = "near_duplicate"  # in the near-duplicate cluster of the surviving copy named in detail

@@ -45,8 +45,8 @@ def test_sample_export_end_to_end(built_sample: Path) -> None:
     }
     # every stage's kept rows are the next stage's input; the ledger has every stage's drops
     stages = manifest["stages"]
-    assert [s["name"] for s in stages] == ["fetch", "decode", "language", "license", "filters", "redact",
-                                           "repo_metadata", "exact_dedup", "near_dedup"]
+    assert [s["name"] for s in stages] == ["fetch", "decode", "language", "license", "filters", "decontaminate",
+                                           "redact", "repo_metadata", "exact_dedup", "near_dedup"]
     for before, after in zip(stages, stages[1:], strict=False):
         assert before["kept"] == after["in"]
         assert before["in"] - before["kept"] == sum(before["dropped"].values())
@@ -284,6 +284,6 @@ def test_redaction_can_be_switched_off_and_the_card_says_so(tmp_path: Path) -> N
     assert main(["run", "--version", "1", "--output", str(output), "--config", str(config), "--workers", "1"]) == 0
     manifest = read_manifest(output / "v1")
     assert [s["name"] for s in manifest["stages"]] == ["fetch", "decode", "language", "license", "filters",
-                                                       "repo_metadata", "exact_dedup", "near_dedup"]
+                                                       "decontaminate", "repo_metadata", "exact_dedup", "near_dedup"]
     assert "pii" not in ds.dataset(output / "v1" / "data", format="parquet").schema.names
     assert "Not redacted" in (output / "v1" / "README.md").read_text()
