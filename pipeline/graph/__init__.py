@@ -20,6 +20,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from dask.distributed import Client
 
 from manifests.reports import BuildReport, PartitionReport, WriteReport
 from pipeline.config import Config
-from pipeline.graph.cluster import dask_client, give_back_memory, run_with_bar, to_arrow, to_pandas
+from pipeline.graph.cluster import dask_client, give_back_memory, phase_bar, run_with_bar, to_arrow, to_pandas
 from pipeline.graph.corpus import CorpusContext, DaskCorpus, meta
 from pipeline.graph.export_walk import Walk
 from pipeline.orc import Export
@@ -182,8 +183,9 @@ def build(
             keys = todo.map_partitions(_input_keys, stage, selection, meta=key_meta)
             schema = pa.schema([pa.field("bucket", pa.int32()), *stage.key_schema])
             started = time.perf_counter()
-            reduced = stage.reduce(DaskCorpus(keys, schema, stage, context))
-            _write_reduced(reduced.rows, work, stage.name)
+            with phase_bar(f"{stage.name} reduce") as bar:
+                reduced = stage.reduce(DaskCorpus(keys, schema, stage, replace(context, tick=bar.update)))
+                _write_reduced(reduced.rows, work, stage.name)
             report.phases[f"{stage.name} reduce"] = time.perf_counter() - started
             schemas[stage.name] = reduced.schema
             report.reduces[stage.name] = reduced.counters
@@ -204,9 +206,10 @@ def build(
     for stage in after:
         started = time.perf_counter()
         keys = _kept_keys(work, stage, dropped_before)
-        reduced = stage.reduce(DaskCorpus(keys, keys_schema(stage), stage, context))
-        rows = reduced.rows.persist()
-        _write_reduced(rows, work, stage.name)
+        with phase_bar(f"{stage.name} reduce") as bar:
+            reduced = stage.reduce(DaskCorpus(keys, keys_schema(stage), stage, replace(context, tick=bar.update)))
+            rows = reduced.rows.persist()
+            _write_reduced(rows, work, stage.name)
         report.phases[f"{stage.name} reduce"] = time.perf_counter() - started
         frame = rows.frame  # type: ignore[attr-defined]
         dropped_before.append(frame[frame["reason"].notnull()][["bucket", "row"]])

@@ -68,6 +68,14 @@ def give_back_memory() -> None:
         pa.jemalloc_set_decay_ms(0)
 
 
+@contextmanager
+def phase_bar(desc: str) -> Iterator[Any]:
+    """A progress bar (on a terminal only) for a phase whose length is not known ahead: it counts the
+    steps done (walk levels, a reduce's shuffles and joins, component rounds)."""
+    with tqdm(desc=desc, unit="step", disable=None, file=sys.stderr) as bar:
+        yield bar
+
+
 def run_with_bar(client: Client, tasks: list[Any], desc: str) -> list[Any]:
     """Compute ``tasks`` on the cluster with a progress bar (on a terminal); results in completion order."""
     futures = client.compute(tasks)

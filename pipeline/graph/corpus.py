@@ -36,11 +36,20 @@ class CorpusContext:
     rows_dir: str
     log: Callable[[str], None]
     edges_per_partition: int = 1_000_000
+    tick: Callable[[], None] = lambda: None  # one step of the reduce done (its progress bar)
 
 
 def _piece(df: pd.DataFrame, fn: PieceFn, stage: Stage, schema: pa.Schema) -> pd.DataFrame:
     out = fn(to_arrow(df), resource(stage))
     return to_pandas(out if out.schema.equals(schema) else out.cast(schema))
+
+
+def wait(frame: dd.DataFrame) -> dd.DataFrame:
+    """``frame``, its persisted pieces computed (so a step of the progress bar is a step done)."""
+    from dask.distributed import wait as wait_for
+
+    wait_for(frame)
+    return frame
 
 
 def meta(schema: pa.Schema) -> pd.DataFrame:
@@ -80,7 +89,7 @@ class DaskCorpus:
         n_edges = self.count()
         parts = max(1, math.ceil(n_edges / self.context.edges_per_partition))
         edges = self.frame[[a, b]].repartition(npartitions=parts)
-        labels, rounds = _components(edges.persist(), a, b, self.context.log)
+        labels, rounds = _components(edges.persist(), a, b, self.context.log, self.context.tick)
         node = self.schema.field(a).type
         schema = pa.schema([pa.field("node", node), pa.field("label", node)])
         return self._new(labels, schema), rounds
@@ -91,10 +100,14 @@ class DaskCorpus:
         return self.map(fn, schema)
 
     def persist(self) -> DaskCorpus:
-        return self._new(self.frame.persist(), self.schema)
+        persisted = self._new(wait(self.frame.persist()), self.schema)
+        self.context.tick()
+        return persisted
 
     def count(self) -> int:
-        return int(self.frame.shape[0].compute())
+        n = int(self.frame.shape[0].compute())
+        self.context.tick()
+        return n
 
     def totals(self, columns: Sequence[str]) -> dict[str, int]:
         if not columns:
@@ -123,7 +136,8 @@ def _attach_content(table: pa.Table, resource: Any = None, *, rows_dir: str, buc
     return table.append_column(into, pa.array([found[(int(b), int(r))] for b, r in wanted], pa.large_string()))
 
 
-def _components(edges: dd.DataFrame, a: str, b: str, log: Callable[[str], None]) -> tuple[dd.DataFrame, int]:
+def _components(edges: dd.DataFrame, a: str, b: str, log: Callable[[str], None],
+                tick: Callable[[], None] = lambda: None) -> tuple[dd.DataFrame, int]:
     """Connected components of ``edges`` (a, b): every node labelled with the smallest node of its
     component, by min-label propagation with pointer jumping, all as shuffles and joins."""
     string = edges._meta[a].dtype
@@ -144,6 +158,7 @@ def _components(edges: dd.DataFrame, a: str, b: str, log: Callable[[str], None])
         jumped = jumped.map_partitions(lambda df: df, meta=label_meta).persist()
         compared = jumped.merge(labels.rename(columns={"label": "old"}), on="node")
         changed = int((compared.label != compared.old).sum().compute())
+        tick()
         labels = jumped
         if changed == 0:
             return labels, iteration

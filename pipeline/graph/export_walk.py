@@ -8,11 +8,13 @@ then ``content`` and ``skipped_content``. Each step is a pure Arrow function of 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Callable
 
 import dask
 import dask.dataframe as dd
 import pandas as pd
+from tqdm import tqdm
 
 from manifests.reports import WalkReport
 from pipeline import walk
@@ -115,6 +117,7 @@ class Walk:
         file_levels, submodules, missing = [], [], []
         check = bool(self.export.files("directory"))
         known = self._directories() if check else None
+        bar = tqdm(desc="walk", unit="level", disable=None, file=sys.stderr)
         for depth in range(_MAX_DEPTH):
             if known is not None and depth > 0:  # a subdirectory the export does not have: counted
                 looked_up = dd.merge(frontier, known, on="dir", how="left")
@@ -127,9 +130,13 @@ class Walk:
                 arrow_fn(walk.next_frontier), meta=to_pandas(walk.FRONTIER_SCHEMA.empty_table())
             ).persist()
             n_dirs = int(frontier.shape[0].compute())
-            self.log(f"walk: depth {depth + 1}, {n_dirs} directories below")
+            bar.update(1)
+            bar.set_postfix_str(f"{n_dirs} directories below", refresh=False)
+            if bar.disable:  # no bar to show it: say it in the log
+                self.log(f"walk: depth {depth + 1}, {n_dirs} directories below")
             if n_dirs == 0:
                 break
+        bar.close()
         files = dd.concat(file_levels)
         content = self.table("content").rename(columns={"sha1_git": "target"})
         skipped = self.table("skipped_content").rename(
