@@ -12,8 +12,14 @@ import pyarrow.compute as pc
 _WORD = r"(?:un)?licen[cs]es?|licensing|copying|copyrights?|notices?|legal"
 _TOKEN = r"[a-z0-9+]{1,20}"
 _NAME = rf"(?:{_TOKEN}[-_.]){{0,3}}(?:{_WORD})(?:v?[0-9][0-9.]*)?(?:[-_.]{_TOKEN}){{0,4}}"
-#: LICENSE, COPYING.LESSER, MIT-LICENSE, LICENSE-2.0.txt, ...; or any file under a REUSE-style LICENSES/ folder.
-LICENSE_FILE_PATTERN = rf"(?:^|/)(?:{_NAME}|licen[cs]es?/(?:[^/]+/)?[^/]+)$"
+#: License families whose name alone names a file that holds their text: GPL.txt, gpl-3.0.txt, MIT.txt,
+#: Apache-2.0.txt, BSD-3-Clause.md, LGPL, CC-BY-SA-4.0.txt (a repository's only license file, often).
+_FAMILY = (r"(?:[al]?gpl|gfdl|mit|mit-0|0bsd|apache|bsd|mpl|epl|isc|cc0|artistic|zlib|eupl|cddl|wtfpl|bsl|ofl"
+           r"|cc-by(?:-sa|-nc|-nd)*)")
+_SPDX_NAMED = (rf"{_FAMILY}(?:[-_.]?v?[0-9][0-9.]*)?(?:[-_.](?:only|or[-_.]later|clause|[0-9]+|new|simplified"
+               r"|modified|patent|sa|nc|nd|license))*\+?(?:\.(?:txt|md|markdown|rst|html?))?")
+#: LICENSE, COPYING.LESSER, MIT-LICENSE, LICENSE-2.0.txt, GPL.txt, ...; or any file under a REUSE-style LICENSES/ folder.
+LICENSE_FILE_PATTERN = rf"(?:^|/)(?:{_NAME}|{_SPDX_NAMED}|licen[cs]es?/(?:[^/]+/)?[^/]+)$"
 _CODE_EXTENSIONS = (
     "py pyc pyo pyi go js mjs cjs ts tsx jsx java kt kts scala groovy c h cc cpp cxx hpp hh hxx cs fs vb rs rb php "
     "swift m mm pl pm lua r jl dart ex exs erl hrl hs ml mli clj cljs el lisp scm sh bash zsh fish ps1 psm1 bat cmd "
@@ -32,7 +38,7 @@ NOT_LICENSE_FILE_PATTERN = (
     r"(?:[-_.][^/]*)?$"
 )
 #: What every license file path has (a superset of both patterns' matches), for the vectorised prefilter.
-_CANDIDATE = r"(?:licen|copy|notice|legal)[^/]*(?:/[^/]*){0,2}$"
+_CANDIDATE = rf"(?:licen|copy|notice|legal)[^/]*(?:/[^/]*){{0,2}}$|(?:^|/){_FAMILY}[^/]*$"
 _CANDIDATE_RE = re.compile(_CANDIDATE, re.IGNORECASE)
 _LICENSE_FILE = re.compile(LICENSE_FILE_PATTERN, re.IGNORECASE)
 _NOT_LICENSE_FILE = re.compile(NOT_LICENSE_FILE_PATTERN, re.IGNORECASE)

@@ -125,12 +125,14 @@ License.txt licence.md
 LICENSE.markdown COPYING3 COPYING.LIB COPYRIGHT.txt COPYRIGHTS NOTICE.txt NOTICE.md LEGAL.txt UNLICENSE.txt LICENSES.txt
 LICENSE-2.0.txt APACHE-LICENSE-2.0.txt LICENSE.GPLv3 LICENSE.BSD mit-license.txt GPL-LICENSE LICENSE.html
 LICENSES/preferred/GPL-2.0 LICENSE_1_0.txt LICENSING.md copying.txt LICENSE.apache2 LICENSE-MIT.txt license
-debian/copyright""".split()
+debian/copyright GPL.txt gpl-3.0.txt MIT.txt Apache-2.0.txt LGPL BSD-3-Clause.md GPL-2.0-or-later.txt
+CC-BY-SA-4.0.txt MPL-2.0 AGPL-3.0-only.txt gpl-2.0+.txt""".split()
 NOT_LICENSE_NAMES = """license_checker.py licenses.go LicenseManager.java license.js licenses.json NOTICE.py legal.go
 copyright.py check-license.sh license.json LICENSE.pdf README.md README LICENSEE licensed.py unlicensed_users.csv
 THIRD-PARTY-LICENSES THIRD_PARTY_NOTICES.txt ThirdPartyNotices.txt license-checker license_manager.go
 src/licenses/validator.py licenses.rs Licenser.java notices.ts copyrightHeader.java mylicensefile.c licenseUtils.js
-setup.py LICENSE.png main.c""".split()
+setup.py LICENSE.png main.c mit.py gplot.txt bsdiff.c apache.conf mitigation.txt apache_beam.py isc_dhcp.md zlib.h
+mpl_toolkits.py artistic_style.css""".split()
 
 
 @pytest.mark.parametrize("name", LICENSE_NAMES)
@@ -215,6 +217,15 @@ def test_licenses_propagate_down_the_tree_and_stay_in_their_repository(
     assert found[f"{a}/LICENSE"] == (["MIT"], "permissive")
     assert found[f"{b}/lib/b.py"] == (["MIT"], "permissive")
     assert found["https://github.com/o/c/a.py"] == ([], "no_license")
+
+
+def test_a_license_file_named_after_its_license_is_read(texts: dict[str, str], repos: Repos) -> None:
+    """A repository whose only license statement is GPL.txt (or MIT.txt) is classified by it."""
+    prepared = _prepared(repos, [("https://x.org/g", "/GPL.txt", texts["gpl-3.0"]),
+                                 ("https://x.org/m", "/docs/MIT.txt", texts["mit"])])
+    found = _classified(prepared, [("https://x.org/g", "/src/a.py", ""), ("https://x.org/m", "/docs/b.py", "")])
+    assert found["https://x.org/g/src/a.py"] == (["GPL-3.0-only"], "non_permissive")
+    assert found["https://x.org/m/docs/b.py"] == (["MIT"], "permissive")
 
 
 def test_apply_sees_only_the_license_files_it_is_given(texts: dict[str, str], repos: Repos) -> None:
