@@ -18,7 +18,8 @@ _FAMILY = (r"(?:[al]?gpl|gfdl|mit|mit-0|0bsd|apache|bsd|mpl|epl|isc|cc0|artistic
            r"|cc-by(?:-sa|-nc|-nd)*)")
 _SPDX_NAMED = (rf"{_FAMILY}(?:[-_.]?v?[0-9][0-9.]*)?(?:[-_.](?:only|or[-_.]later|clause|[0-9]+|new|simplified"
                r"|modified|patent|sa|nc|nd|license))*\+?(?:\.(?:txt|md|markdown|rst|html?))?")
-#: LICENSE, COPYING.LESSER, MIT-LICENSE, LICENSE-2.0.txt, GPL.txt, ...; or any file under a REUSE-style LICENSES/ folder.
+#: LICENSE, COPYING.LESSER, MIT-LICENSE, LICENSE-2.0.txt, GPL.txt, ...; or any file under a REUSE-style
+#: LICENSES/ folder.
 LICENSE_FILE_PATTERN = rf"(?:^|/)(?:{_NAME}|{_SPDX_NAMED}|licen[cs]es?/(?:[^/]+/)?[^/]+)$"
 _CODE_EXTENSIONS = (
     "py pyc pyo pyi go js mjs cjs ts tsx jsx java kt kts scala groovy c h cc cpp cxx hpp hh hxx cs fs vb rs rb php "
