@@ -72,7 +72,9 @@ def test_sample_export_end_to_end(built_sample: Path) -> None:
     assert languages["/spark/spark_env.sh"] == "Shell" and languages["/kaggle/requirements.txt"] == "Pip Requirements"
     assert sum(v["files"] for v in manifest["languages"].values()) == data.num_rows
     assert sum(v["bytes"] for v in manifest["languages"].values()) == totals["content_bytes"]
-    assert {r["path"]: r["reason"] for r in ledger.to_pylist()}["/README.md"] == "excluded_language"
+    # documentation is kept by default, as in The Stack v2
+    assert languages["/README.md"] == "Markdown" and languages["/LICENSE"] == "Text"
+    assert {r["path"]: r["reason"] for r in ledger.to_pylist()}["/.gitignore"] == "vendored"
     # the repository's LICENSE (Apache-2.0, found by ScanCode) applies to every file below its root
     assert set(map(tuple, data["detected_licenses"].to_pylist())) == {("Apache-2.0",)}
     assert set(data["license_type"].to_pylist()) == {"permissive"}

@@ -28,11 +28,10 @@ def test_repository_forms_find_a_repository_partly_in_and_partly_out(
         dataset: Path, capsys: pytest.CaptureFixture, target: str) -> None:
     (version,) = lookup(capsys, dataset, target)["versions"]
     assert version["version"] == "2.1" and version["repositories"] == [STACK]
-    assert version["files_in"] == 41 and version["files_out"] == 20
-    assert version["out_by_reason"]["language/excluded_language"] == 10
+    assert version["files_in"] == 51 and version["files_out"] == 10
     assert version["out_by_reason"]["near_dedup/near_duplicate"] == 8
-    readme = next(r for r in version["out"] if r["path"] == "/README.md")
-    assert (readme["stage"], readme["reason"], readme["detail"]) == ("language", "excluded_language", "Markdown")
+    ignore = next(r for r in version["out"] if r["path"] == "/.gitignore")
+    assert (ignore["stage"], ignore["reason"], ignore["detail"]) == ("filters", "vendored", "enry is_vendor")
 
 
 def test_a_repository_wholly_out_says_why(dataset: Path, capsys: pytest.CaptureFixture) -> None:
@@ -43,7 +42,9 @@ def test_a_repository_wholly_out_says_why(dataset: Path, capsys: pytest.CaptureF
 
 
 def test_blob_and_path_targets(dataset: Path, capsys: pytest.CaptureFixture) -> None:
-    (version,) = lookup(capsys, dataset, "/README.md")["versions"]
+    (readme,) = lookup(capsys, dataset, "/README.md")["versions"]
+    assert [r["origin_url"] for r in readme["in"]] == [STACK] and readme["files_out"] == 0
+    (version,) = lookup(capsys, dataset, "/.gitignore")["versions"]
     assert STACK in {r["origin_url"] for r in version["out"]} and version["files_in"] == 0
     blob = version["out"][0]["blob_id"]
     (by_blob,) = lookup(capsys, dataset, blob)["versions"]
@@ -65,7 +66,7 @@ def test_opt_out_add_then_a_carried_opt_out_is_found(dataset: Path, tmp_path: Pa
     assert main(["opt-out", "add", STACK, "--registry", str(registry), "--reason", "request #7",
                  "--date", "2024-06-01", "--output", str(dataset)]) == 0
     out = capsys.readouterr().out
-    assert "the next version removes 41 file(s)" in out
+    assert "the next version removes 51 file(s)" in out
     assert registry.read_text() == f"{STACK} 2024-06-01 request #7\n"
     assert main(["opt-out", "add", "bigcode-project/the-stack-v2", "--registry", str(registry),
                  "--output", str(dataset)]) == 0
@@ -78,7 +79,7 @@ def test_opt_out_add_then_a_carried_opt_out_is_found(dataset: Path, tmp_path: Pa
     assert main(["run", "--version", "4", "--output", str(dataset), "--opt-out", str(registry), "--workers", "1"]) == 0
     capsys.readouterr()
     versions = {v["version"]: v for v in lookup(capsys, dataset, STACK)["versions"]}
-    assert versions["2.1"]["files_in"] == 41
+    assert versions["2.1"]["files_in"] == 51
     assert versions["3"]["files_in"] == 0 and versions["3"]["opt_out"] == [f"{STACK} (2024-06-01)"]
     # the registry no longer names it, but version 3 removed it: carried, dated by the version that did
     assert versions["4"]["files_in"] == 0 and versions["4"]["opt_out"][0].startswith(f"{STACK} (")

@@ -101,7 +101,7 @@ class LanguageConfig:
     content_bytes: int = CONTENT_BYTES
     keep_unknown: bool = False
     languages: tuple[str, ...] = ()
-    exclude_types: tuple[str, ...] = ("prose",)
+    exclude_types: tuple[str, ...] = ()
     exclude_languages: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

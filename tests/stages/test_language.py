@@ -207,10 +207,19 @@ def test_documentation_is_not_sent_to_guesslang(stage: Language, model_dir: Lazy
     assert result.dropped["reason"].to_pylist() == ["unknown_language"]
 
 
-def test_kept_set_excludes_prose_and_keeps_code_markup_and_data(stage: Language, model_dir: Lazy) -> None:
+def test_default_keeps_documentation_and_prose_is_one_line_away(model_dir: Lazy) -> None:
     config = LanguageConfig()
     assert all(config.keeps(name) for name in ("Python", "C++", "HTML", "TeX", "JSON", "YAML", "Roff Manpage", "CSV"))
-    assert not any(config.keeps(name) for name in ("Markdown", "Text", "reStructuredText", "AsciiDoc", "Org"))
+    assert all(config.keeps(name) for name in ("Markdown", "Text", "reStructuredText", "AsciiDoc", "Org"))
+    files = [("/README.md", b"# Title\n\nSome words.\n"), ("/LICENSE", b"Permission is hereby granted\n")]
+    kept = Language().process(decoded(files), model_dir).kept
+    assert dict(zip(kept["path"].to_pylist(), kept["language"].to_pylist(), strict=True)) == {
+        "/README.md": "Markdown", "/LICENSE": "Text"}
+
+
+def test_kept_set_excludes_prose_when_asked(model_dir: Lazy) -> None:
+    stage = Language(LanguageConfig(exclude_types=("prose",)))
+    assert not any(stage.config.keeps(name) for name in ("Markdown", "Text", "reStructuredText", "AsciiDoc", "Org"))
     files = [("/README.md", b"# Title\n\nSome words.\n"), ("/LICENSE", b"Permission is hereby granted\n"),
              ("/a.json", b'{"a": 1}\n')]
     result = stage.process(decoded(files), model_dir)
@@ -219,7 +228,7 @@ def test_kept_set_excludes_prose_and_keeps_code_markup_and_data(stage: Language,
     assert result.dropped["detail"].to_pylist() == ["Markdown", "Text"]
     only = Language(LanguageConfig(guesslang=False, languages=("JSON",)))
     assert only.process(decoded(files), only.setup()).kept["path"].to_pylist() == ["/a.json"]
-    no_data = Language(LanguageConfig(guesslang=False, exclude_languages=("JSON",)))
+    no_data = Language(LanguageConfig(guesslang=False, exclude_types=("prose",), exclude_languages=("JSON",)))
     assert no_data.process(decoded(files), no_data.setup()).counters["excluded_language"] == 3
 
 
