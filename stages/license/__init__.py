@@ -25,7 +25,9 @@ license and adds nothing. See docs/license.md.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -40,6 +42,18 @@ from schemas import CLASSIFIED_SCHEMA, WALK_SCHEMA
 from stages.base import Corpus, CorpusStage, Lazy, Reason, Reduced, RowStage, StageResult, split
 from stages.license.cache import CACHE_SCHEMA, SCANCODE_VERSION, LicenseCache
 from stages.license.files import LICENSE_FILE_PATTERN, NOT_LICENSE_FILE_PATTERN, is_license_file, license_file_mask
+from stages.license.manifests import (
+    MANIFEST_PARSER_VERSION,
+    NameResolver,
+    manifest_folder,
+    manifest_kind,
+    manifest_mask,
+    mask_or,
+    read_manifest,
+    readme_license_section,
+    resolve,
+    root_readme_mask,
+)
 from stages.license.policy import NO_LICENSE, NON_PERMISSIVE, PERMISSIVE, PERMISSIVE_CATEGORIES, LicensePolicy
 from stages.license.scancode import Scanner
 from stages.license.spdx import SPDX_TAG, spdx_expressions
@@ -47,8 +61,8 @@ from stages.license.spdx import SPDX_TAG, spdx_expressions
 __all__ = [
     "CACHE_SCHEMA", "FOUND_SCHEMA", "LICENSE_FILE_PATTERN", "NON_PERMISSIVE", "NOT_LICENSE_FILE_PATTERN", "NO_LICENSE",
     "PERMISSIVE", "PERMISSIVE_CATEGORIES", "SCANCODE_VERSION", "SPDX_TAG", "UNKNOWN", "UNKNOWN_SPDX", "License",
-    "LicenseCache", "LicenseConfig", "LicensePolicy", "LicenseResource", "is_license_file", "license_file_mask",
-    "spdx_expressions", "validate_config",
+    "LicenseCache", "LicenseConfig", "LicensePolicy", "LicenseResource", "combine", "folder_licenses",
+    "is_license_file", "license_file_mask", "manifest_kind", "spdx_expressions", "validate_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,8 +76,12 @@ UNKNOWN_SPDX = "LicenseRef-scancode-unknown-spdx"
 COUNTERS = (
     "license_files", "license_blobs", "scancode_runs", "scancode_cache_hits", "scancode_failures",
     "scancode_timeouts", "scancode_invalid_expressions", "scancode_index_loads", "scancode_cpu_ms",
-    "license_files_truncated", "license_file_problems",
+    "license_files_truncated", "license_file_problems", "manifest_files", "manifest_licenses", "manifest_unresolved",
+    "manifest_unparsable", "manifest_name_lookups", "readme_files", "readme_licenses",
 )
+#: Where a statement comes from: a license file (ScanCode), a package manifest (parsed), a root README's
+#: license section (ScanCode; a fallback), a file's own SPDX-License-Identifier line.
+FILE, MANIFEST, README, SPDX = "file", "manifest", "readme", "spdx"
 #: One row per license file after the reduce: the expressions it contributes, and the counters of
 #: the work done for it (blob-level counters on the first row of each distinct blob).
 FOUND_SCHEMA = pa.schema([
@@ -73,6 +91,7 @@ FOUND_SCHEMA = pa.schema([
     pa.field("blob_id", pa.string()),
     pa.field("expressions", pa.list_(pa.string())),
     *(pa.field(name, pa.int64()) for name in COUNTERS),
+    pa.field("source", pa.string()),
 ])
 
 
@@ -117,6 +136,7 @@ class LicenseResource:
     policy: LicensePolicy
     reader: tuple[Any, ...]
     scanner: Lazy[Scanner]
+    names: NameResolver | None = None
 
 
 @dataclass(frozen=True)
@@ -139,13 +159,22 @@ class License(CorpusStage):
     def setup(self) -> LicenseResource:
         """The license db (~1 s) and the reader stages' resources."""
         policy = LicensePolicy(self.config.allow, self.config.deny, self.config.ignore)
-        return LicenseResource(policy, tuple(stage.setup() for stage in self.reader), Lazy(Scanner))
+        scanner: Lazy[Scanner] = Lazy(Scanner)
+        timeout_s = self.config.timeout_s
+        names = NameResolver(policy, lambda text: scanner.get().scan(text, timeout_s)[0])
+        return LicenseResource(policy, tuple(stage.setup() for stage in self.reader), scanner, names)
 
     # -- map: per input partition
     def map(self, rows: pa.Table, resource: Any = None) -> pa.Table:
-        """The license files among a partition's walk rows (their blob ids never null: "" instead, so
-        that the shuffle on ``blob_id`` keeps them)."""
-        picked = rows.filter(pc.fill_null(license_file_mask(rows["path"]), False)).cast(WALK_SCHEMA)
+        """The license files, the package manifests and, for repositories without a license file, the
+        root README among a partition's walk rows (their blob ids never null: "" instead, so that the
+        shuffle on ``blob_id`` keeps them)."""
+        licenses = pc.fill_null(license_file_mask(rows["path"]), False)
+        licensed = pc.unique(rows["origin_url"].filter(licenses))
+        readmes = pc.and_(pc.fill_null(root_readme_mask(rows["path"]), False),
+                          pc.invert(pc.is_in(rows["origin_url"], value_set=licensed)))
+        mask = mask_or(licenses, manifest_mask(rows["path"]), readmes)
+        picked = rows.filter(pa.array(mask, pa.bool_())).cast(WALK_SCHEMA)
         at = picked.schema.get_field_index("blob_id")
         return picked.set_column(at, "blob_id", pc.fill_null(picked["blob_id"], ""))
 
@@ -159,9 +188,10 @@ class License(CorpusStage):
         expressions its text holds out (``FOUND_SCHEMA``). Reads (through the reader stages) and
         scans each distinct blob the cache does not know, once; adds what it scanned to the cache."""
         cache = LicenseCache(self.cache_dir)
-        first: dict[str, int] = {}  # one row of each blob the cache does not know
-        for i, blob in enumerate(files["blob_id"].to_pylist()):
-            if blob not in first and (not blob or cache.get(blob) is None):
+        first: dict[str, int] = {}  # one row of each blob the cache does not know (for some use of it)
+        columns = (files["blob_id"].to_pylist(), files["path"].to_pylist())
+        for i, (blob, path) in enumerate(zip(*columns, strict=True)):
+            if blob not in first and (not blob or cache.get(cache_key(blob, path)) is None):
                 first[blob] = i
         blobs = sorted(first)
         texts = self._read(files.take(pa.array([first[b] for b in blobs], pa.int64())), resource)
@@ -169,38 +199,75 @@ class License(CorpusStage):
 
     def scan_texts(self, files: pa.Table, texts: dict[str, str | None], resource: LicenseResource,
                    cache: LicenseCache | None = None) -> pa.Table:
-        """``scan`` with the texts at hand: ``texts`` maps the blobs to scan to their text (None:
+        """``scan`` with the texts at hand: ``texts`` maps the blobs to read to their text (None:
         unreadable); the others must be in the cache. ``files``: ``bucket``, ``origin_url``, ``path``,
-        ``blob_id``."""
+        ``blob_id``; each is a license file, a manifest or a root README, by its path (``source_of``).
+        A license file's text is scanned by ScanCode; a manifest's is parsed (``manifests``), never
+        scanned; a README's license section (if it has one) is scanned. Each result is cached under
+        ``cache_key`` (the blob's sha1 for a license file)."""
         cache = cache if cache is not None else LicenseCache(self.cache_dir)
         files = files.sort_by([("blob_id", "ascending"), ("origin_url", "ascending"), ("path", "ascending")])
-        blob_ids = files["blob_id"].to_pylist()
-        first = [i for i in range(len(blob_ids)) if i == 0 or blob_ids[i] != blob_ids[i - 1]]
+        blob_ids, paths = files["blob_id"].to_pylist(), files["path"].to_pylist()
+        sources = [source_of(p) for p in paths]
+        keys = [cache_key(b, p) for b, p in zip(blob_ids, paths, strict=True)]
         counts: list[Counter[str]] = [Counter() for _ in blob_ids]
         expressions: dict[str, tuple[str, ...]] = {}
-        for i in first:
-            blob = blob_ids[i]
-            counts[i]["license_blobs"] += 1
-            if blob in texts:
-                text = texts[blob]
-                if text is None:
-                    counts[i]["license_file_problems"] += 1
-                    expressions[blob] = (UNKNOWN,)
-                else:
-                    expressions[blob] = self._detect(blob, text, cache, resource, counts[i])
+        for i, (blob, key, source) in enumerate(zip(blob_ids, keys, sources, strict=True)):
+            counts[i][{FILE: "license_files", MANIFEST: "manifest_files", README: "readme_files"}[source]] += 1
+            if key in expressions:
                 continue
-            known = cache.get(blob)
+            if source == FILE:
+                counts[i]["license_blobs"] += 1
+            if blob in texts:
+                expressions[key] = self._compute(key, paths[i], texts[blob], cache, resource, counts[i])
+                continue
+            known = cache.get(key)
             if known is None:
                 raise ValueError(f"license blob {blob}: no text given and not in the cache")
             counts[i]["scancode_cache_hits"] += 1
-            expressions[blob] = _from_cache(known, resource.policy)
+            expressions[key] = _from_cache(known, resource.policy)
         cache.flush()
         columns: dict[str, Any] = {name: files[name] for name in ("bucket", "origin_url", "path")}
         columns["blob_id"] = pa.array([b or None for b in blob_ids], pa.string())
-        columns["expressions"] = pa.array([list(expressions[b]) for b in blob_ids], pa.list_(pa.string()))
+        columns["expressions"] = pa.array([list(expressions[k]) for k in keys], pa.list_(pa.string()))
         for name in COUNTERS:
-            columns[name] = pa.array([1 if name == "license_files" else c[name] for c in counts], pa.int64())
+            columns[name] = pa.array([c[name] for c in counts], pa.int64())
+        columns["source"] = pa.array(sources, pa.string())
         return pa.table(columns, schema=FOUND_SCHEMA)
+
+    def _compute(self, key: str, path: str, text: str | None, cache: LicenseCache, resource: LicenseResource,
+                 counters: Counter[str]) -> tuple[str, ...]:
+        """The expressions one license file, manifest or README states (``text`` None: unreadable)."""
+        source = source_of(path)
+        if source == FILE:
+            if text is None:
+                counters["license_file_problems"] += 1
+                return (UNKNOWN,)
+            return self._detect(key, text, cache, resource, counters)
+        if source == README:
+            section = readme_license_section(text) if text is not None else ""
+            if not section.strip():
+                cache.put(key, [])  # no license section: nothing to scan, now or later
+                return ()
+            found = self._detect(key, section, cache, resource, counters)
+            counters["readme_licenses"] += int(bool(found))
+            return found
+        kind = manifest_kind(path)
+        values = read_manifest(kind, text) if text is not None and kind is not None else None
+        if values is None:  # unreadable, or its format's parser refused it: it may state anything
+            counters["manifest_unparsable"] += 1
+            return (UNKNOWN,)
+        names = resource.names or NameResolver(resource.policy, lambda t: resource.scanner.get().scan(
+            t, self.config.timeout_s)[0])
+        lookups, loaded = names.scancode_lookups, resource.scanner.loaded
+        expression, unresolved = resolve(kind, values, names)
+        counters["manifest_name_lookups"] += names.scancode_lookups - lookups
+        counters["scancode_index_loads"] += int(not loaded and resource.scanner.loaded)
+        counters["manifest_unresolved"] += unresolved
+        found = (expression,) if expression is not None else ()
+        counters["manifest_licenses"] += int(bool(found))
+        cache.put(key, list(found))
+        return found
 
     def _read(self, files: pa.Table, resource: LicenseResource) -> dict[str, str]:
         """The text of each license file that the reader stages (fetch, decode) can read, by blob id."""
@@ -280,9 +347,39 @@ class License(CorpusStage):
 
         Vectorised: Python touches each distinct (origin, folder) once, and only the rows whose head
         holds an SPDX tag one by one."""
-        inherited: dict[str, dict[str, tuple[str, ...]]] = {}  # this call's memo: origin → folder → expressions
+        results, row_result, counters = self._decide(table, policy, dirs)
+        # one decision per distinct set of expressions, spread over the rows with take()
+        ids = [sorted({i for e in expressions for i in policy.ids(e)}) for expressions in results]
+        types = [policy.license_type(expressions) for expressions in results]
+        take = pa.array(row_result, pa.int32())
+        type_column = pa.array(types, pa.string()).take(take)
+        for value, count in zip(*pc.value_counts(type_column).flatten(), strict=True):
+            counters[f"license_type_{value.as_py()}"] = count.as_py()
+        return pa.array(ids, pa.list_(pa.string())).take(take), type_column, dict(sorted(counters.items()))
+
+    def explain(self, table: pa.Table, policy: LicensePolicy, dirs: dict[str, dict[str, tuple[tuple[str, str], ...]]]
+                ) -> pa.Array:
+        """The combined SPDX expression that decided each row's ``license_type`` (the statements that
+        apply, after the rules of ``combine``, ANDed; "" for none): ``MIT OR Apache-2.0`` for a crate
+        with LICENSE-MIT, LICENSE-APACHE and ``license = "MIT OR Apache-2.0"``."""
+        results, row_result, _ = self._decide(table, policy, dirs)
+        joined = [" AND ".join(f"({e})" if " " in e and len(expressions) > 1 else e for e in expressions)
+                  for expressions in results]
+        return pa.array(joined, pa.string()).take(pa.array(row_result, pa.int32()))
+
+    def _decide(self, table: pa.Table, policy: LicensePolicy, dirs: dict[str, dict[str, tuple[tuple[str, str], ...]]]
+                ) -> tuple[list[tuple[str, ...]], np.ndarray, Counter[str]]:
+        """(the distinct final expression sets, each row's index into them, counters)."""
+        inherited: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {}  # memo: origin → folder → statements
         counters: Counter[str] = Counter()
         results: dict[tuple[str, ...], int] = {}  # distinct expression sets of this batch → output index
+        combined: dict[tuple[tuple[tuple[str, str], ...], tuple[str, ...]], tuple[str, ...]] = {}
+
+        def final(statements: tuple[tuple[str, str], ...], own: tuple[str, ...] = ()) -> int:
+            key = (statements, own)
+            if key not in combined:
+                combined[key] = combine(policy, statements, own)
+            return results.setdefault(combined[key], len(results))
 
         # licenses of the license files in each row's folder and its ancestors, once per (origin, folder)
         folders = pc.replace_substring_regex(table["path"], r"(^|/)[^/]*$", "")
@@ -298,7 +395,7 @@ class License(CorpusStage):
             memo = inherited.setdefault(origin, {})
             found = memo.get(folder)
             key_expressions.append(found if found is not None else _inherited(by_dir, memo, folder))
-        key_result = np.array([results.setdefault(e, len(results)) for e in key_expressions], dtype=np.int32)
+        key_result = np.array([final(e) for e in key_expressions], dtype=np.int32)
         row_result = key_result[encoded.indices.to_numpy(zero_copy_only=False)] if len(key_result) else key_result
 
         # plus the file's own SPDX-License-Identifier lines
@@ -313,17 +410,8 @@ class License(CorpusStage):
                 own.append(normal)
             if own:
                 counters["spdx_files"] += 1
-                expressions = tuple(sorted(set(key_expressions[row_keys[i].as_py()]) | set(own)))
-                row_result[i] = results.setdefault(expressions, len(results))
-
-        # one decision per distinct set of expressions, spread over the rows with take()
-        ids = [sorted({i for e in expressions for i in policy.ids(e)}) for expressions in results]
-        types = [policy.license_type(expressions) for expressions in results]
-        take = pa.array(row_result, pa.int32())
-        type_column = pa.array(types, pa.string()).take(take)
-        for value, count in zip(*pc.value_counts(type_column).flatten(), strict=True):
-            counters[f"license_type_{value.as_py()}"] = count.as_py()
-        return pa.array(ids, pa.list_(pa.string())).take(take), type_column, dict(sorted(counters.items()))
+                row_result[i] = final(key_expressions[row_keys[i].as_py()], tuple(sorted(set(own))))
+        return list(results), row_result, counters
 
     def _spdx_heads(self, table: pa.Table) -> list[tuple[int, str]]:
         """(row, head of its content) for the rows whose first ``spdx_head_bytes`` hold an SPDX tag."""
@@ -345,15 +433,98 @@ class License(CorpusStage):
         return out
 
 
-def folder_licenses(found: pa.Table) -> dict[str, dict[str, tuple[str, ...]]]:
-    """origin → folder (no leading slash, "" for the root) → the expressions of its license files,
-    from the reduce's rows (``FOUND_SCHEMA``) of one partition."""
-    dirs: dict[str, dict[str, set[str]]] = {}
+def folder_licenses(found: pa.Table) -> dict[str, dict[str, tuple[tuple[str, str], ...]]]:
+    """origin → folder (no leading slash, "" for the root) → the statements made there: ``(source,
+    expression)`` pairs of its license files, manifests (which apply to the folder they describe,
+    ``manifest_folder``) and root README, from the reduce's rows (``FOUND_SCHEMA``) of one partition.
+    A README's statements are kept only for a repository where no license file nor manifest states one."""
+    dirs: dict[str, dict[str, set[tuple[str, str]]]] = {}
+    sources = found["source"].to_pylist() if "source" in found.column_names else [None] * found.num_rows
     columns = (found[c].to_pylist() for c in ("origin_url", "path", "expressions"))
-    for origin, path, expressions in zip(*columns, strict=True):
+    for (origin, path, expressions), source in zip(zip(*columns, strict=True), sources, strict=True):
         if expressions:
-            dirs.setdefault(origin, {}).setdefault(_directory(path), set()).update(expressions)
-    return {o: {d: tuple(sorted(e)) for d, e in by_dir.items()} for o, by_dir in dirs.items()}
+            source = source or source_of(path)
+            folder = manifest_folder(path) if source == MANIFEST else _directory(path)
+            dirs.setdefault(origin, {}).setdefault(folder, set()).update((source, e) for e in expressions)
+    out = {}
+    for origin, by_dir in dirs.items():
+        if any(s != README for statements in by_dir.values() for s, _ in statements):
+            by_dir = {d: {p for p in st if p[0] != README} for d, st in by_dir.items()}
+        out[origin] = {d: tuple(sorted(st)) for d, st in by_dir.items() if st}
+    return out
+
+
+def source_of(path: str) -> str:
+    """What the reduce reads ``path`` as: a license file, else a manifest, else (the map picked it) a README."""
+    if is_license_file(path):
+        return FILE
+    return MANIFEST if manifest_kind(path) is not None else README
+
+
+def cache_key(blob: str, path: str) -> str:
+    """The cache key of what the reduce finds in ``blob`` read as ``path``: the blob's sha1 for a license
+    file (ScanCode's result on it); for a manifest or a README a sha1 of what it is read as and the blob's."""
+    source = source_of(path)
+    if source == FILE:
+        return blob
+    what = f"manifest-{MANIFEST_PARSER_VERSION}:{manifest_kind(path)}" if source == MANIFEST else "readme-1"
+    if not blob:
+        return f"{what}:"  # no blob id: never cached
+    return hashlib.sha1(f"{what}:{blob}".encode()).hexdigest()
+
+
+def combine(policy: LicensePolicy, statements: Sequence[tuple[str, str]], own: Sequence[str] = ()) -> tuple[str, ...]:
+    """The expressions that decide a file, from the ``(source, expression)`` statements that apply to its
+    folder and ``own`` (its SPDX-License-Identifier expressions); they are then ANDed (``license_type``).
+
+    1. A README's statements count only when nothing else applies: the file has no SPDX line of its own
+       (``folder_licenses`` already dropped them in a repository with a license file or a manifest license).
+    2. "Or later": a license *text* cannot say "or any later version", so a license file's (or README's)
+       ``X-only`` becomes ``X-or-later`` when any statement that applies (a manifest, an SPDX line, a notice
+       ScanCode found in a license file) says ``X-or-later``.
+    3. An OR stated by a manifest or an SPDX line explains the license files that hold its sides: a
+       license file (or README) whose ids are all sides of it (versions compared without -only /
+       -or-later) adds nothing of its own; the OR stands for it. So LICENSE-MIT + LICENSE-APACHE +
+       ``MIT OR Apache-2.0`` is ``MIT OR Apache-2.0``, and GPL-3.0 + MIT texts + ``GPL-3.0-or-later OR MIT``
+       is permissive. Anything else is ANDed: a license file naming a license the manifest does not
+       (package.json MIT, COPYING GPL-3.0) keeps the repository out.
+    """
+    found = [(s, e) for s, e in statements if not (own and s == README)]
+    found += [(SPDX, e) for e in own]
+    later = {i for _, e in found for i in policy.ids(e) if i.endswith("-or-later")}
+    upgraded = []
+    for source, expression in found:
+        if source in (FILE, README) and later:
+            expression = _or_later(policy, expression, later)
+        upgraded.append((source, expression))
+    sides = [{_family(i) for i in policy.ids(e)} for s, e in upgraded if s in (MANIFEST, SPDX) and policy.has_or(e)]
+    out = set()
+    for source, expression in upgraded:
+        if source in (FILE, README) and sides:
+            ids = {_family(i) for i in policy.ids(expression)}
+            if ids and any(ids <= side for side in sides):
+                continue
+        out.add(expression)
+    return tuple(sorted(out))
+
+
+def _family(spdx_id: str) -> str:
+    """An id without its -only / -or-later: ``GPL-3.0-only`` and ``GPL-3.0-or-later`` → ``GPL-3.0``."""
+    for suffix in ("-only", "-or-later"):
+        if spdx_id.endswith(suffix):
+            return spdx_id[: -len(suffix)]
+    return spdx_id
+
+
+def _or_later(policy: LicensePolicy, expression: str, later: set[str]) -> str:
+    """``expression`` with each ``X-only`` whose ``X-or-later`` is in ``later`` replaced by it."""
+    changed = expression
+    for spdx_id in policy.ids(expression):
+        if spdx_id.endswith("-only") and _family(spdx_id) + "-or-later" in later:
+            changed = re.sub(rf"(?<![\w.+-]){re.escape(spdx_id)}(?![\w.+-])", _family(spdx_id) + "-or-later", changed)
+    if changed == expression:
+        return expression
+    return policy.normalize(changed, detected=True) or expression
 
 
 def _from_cache(expressions: Sequence[str], policy: LicensePolicy) -> tuple[str, ...]:
@@ -367,14 +538,14 @@ def _directory(path: str) -> str:
     return path[:cut].lstrip("/") if cut > 0 else ""
 
 
-def _inherited(by_dir: dict[str, tuple[str, ...]], memo: dict[str, tuple[str, ...]], folder: str) -> tuple[str, ...]:
+def _inherited(by_dir: dict[str, tuple[Any, ...]], memo: dict[str, tuple[Any, ...]], folder: str) -> tuple[Any, ...]:
     """The expressions of license files in ``folder`` and each of its ancestors, in one repository.
 
     ``by_dir``: the repository's folder → expressions; ``memo``: its folders already resolved, so a
     new folder costs one step up to its nearest resolved ancestor.
     """
     chain = []  # this folder and its ancestors not resolved yet, deepest first
-    found: tuple[str, ...] = ()
+    found: tuple[Any, ...] = ()
     while True:
         known = memo.get(folder)
         if known is not None:

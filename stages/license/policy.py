@@ -49,6 +49,7 @@ class LicensePolicy:
         self.ignore = self._known(ignore, "ignore")
         self._permissive: dict[str, bool | None] = {}
         self._ids: dict[str, tuple[str, ...]] = {}
+        self._or: dict[str, bool] = {}
 
     def _known(self, ids: Sequence[str], key: str) -> frozenset[str]:
         out = set()
@@ -99,6 +100,19 @@ class LicensePolicy:
                 keys = self.licensing.license_keys(self.licensing.parse(expression))
             self._ids[expression] = tuple(k for k in keys if k not in self.ignore)
         return self._ids[expression]
+
+    def has_or(self, expression: str) -> bool:
+        """Whether a normalised expression offers a choice (an OR anywhere in it)."""
+        from license_expression import OR
+
+        def walk(node: Any) -> bool:
+            return isinstance(node, OR) or any(walk(a) for a in getattr(node, "args", ()))
+
+        if expression not in self._or:
+            with PARSER_LOCK:
+                parsed = self.licensing.parse(expression)
+            self._or[expression] = walk(parsed)
+        return self._or[expression]
 
     def is_permissive(self, expression: str) -> bool | None:
         """Whether a normalised expression is permissive: OR if one side is, AND if all are, WITH as its
