@@ -1,15 +1,29 @@
-"""Redact: emails, keys and tokens, passwords and public IP addresses, replaced in place.
+"""Redact: emails, keys and tokens, passwords, public IP addresses, card and phone numbers, replaced in place.
 
-- email → ``<EMAIL>``: regex + validation (placeholder domains, ``noreply``-style senders and
-  image names like ``icon@2x.png`` are skipped).
+- email → ``<EMAIL>``: regex + validation, internationalised addresses too (``José.Müller@exämple.de``,
+  ``用户@例子.广告``); placeholder domains, ``noreply``-style senders and image names like
+  ``icon@2x.png`` are skipped.
 - key → ``<KEY>``: detect-secrets' regex plugins; patterns of ours where a plugin is missing or
   partial (GitHub fine-grained and classic tokens, npm, GCP, Azure client secrets, whole JWTs,
   AWS secret keys in config files); whole PEM private key blocks; high-entropy strings in
-  assignments, minus hex digests, UUIDs, ``integrity=`` values and lock files.
+  assignments, minus hex digests, UUIDs, all-digit strings (``PI_DIGITS = "3141..."``),
+  ``integrity=`` values and lock files.
 - password → ``<PASSWORD>``: detect-secrets' keyword detector on code, a config-style keyword
   pattern on other files, minus placeholders (``changeme``, ``${VAR}``, ``os.environ[...]``).
 - ip_address → a private address picked by a hash of the value: global addresses only, minus
   documentation ranges, public DNS resolvers and version numbers.
+- credit_card → ``<CREDIT_CARD>``: 13-19 digits, bare or in 4-4-4-4 / 4-6-5 groups split by spaces or
+  dashes, with an issuer's prefix and length (Visa, Mastercard, Amex, Discover, Diners, JCB, UnionPay)
+  and a valid Luhn check digit. Payment providers' published test numbers (``TEST_CARDS`` in
+  ``patterns``: Stripe's 4242424242424242, 4111111111111111, 378282246310005, ...) and masks
+  (8 equal digits in a row) stay: nobody's card. Bare digits after an identifier's name
+  (``order_id = ...``) stay too.
+- phone_number → ``<PHONE>``: numbers that libphonenumber (``phonenumbers``) validates, only in a
+  phone-like format (``+44 20 7946 0958``, ``(415) 555-2671``, ``415-555-2671``) or after a phone
+  keyword (tel, phone, fax, mobile, cell, call, ☎); national formats are read as North American,
+  and after a keyword also as those of ``PHONE_REGIONS_WITH_KEYWORD``. Versions, dates, times, IP
+  addresses, bare numeric literals, ids, hashes and UUIDs are left alone, and so are the numbers
+  reserved for fiction (US 555-0100..0199, Ofcom's drama ranges).
 
 Speed: detect-secrets line by line is ~0.05 MB/s. Here one compiled prefilter pass over each file
 finds candidate positions; the detectors run only on the lines around them (a bounded window on
@@ -39,11 +53,13 @@ from stages.base import Reason, RowStage, StageResult, binary_array, split
 from stages.redact.detectors import (
     BudgetExceeded,
     _candidates,
+    _cards,
     _emails,
     _is_fake,
     _is_high_entropy_secret,
     _is_placeholder,
     _load_plugins,
+    _phones,
     _public_ips,
     _redact_pem_blocks,
     _secret_of,
@@ -57,21 +73,25 @@ from stages.redact.patterns import (
     _LOCK_FILES,
     _OWN_KEY_PATTERNS,
     _PASSWORD_WORD,
+    _PHONE_GATE,
     _TYPE_NAME,
+    CREDIT_CARD,
     EMAIL,
     IP,
     KEY,
     KINDS,
     PASSWORD,
+    PHONE,
     PRIVATE_IPV4,
     PRIVATE_IPV6,
     PUBLIC_RESOLVERS,
     TAGS,
+    TEST_CARDS,
 )
 
 __all__ = [
-    "EMAIL", "IP", "KEY", "KINDS", "PASSWORD", "PRIVATE_IPV4", "PRIVATE_IPV6", "PUBLIC_RESOLVERS", "TAGS",
-    "BudgetExceeded", "Redact", "RedactConfig", "private_address",
+    "CREDIT_CARD", "EMAIL", "IP", "KEY", "KINDS", "PASSWORD", "PHONE", "PRIVATE_IPV4", "PRIVATE_IPV6",
+    "PUBLIC_RESOLVERS", "TAGS", "TEST_CARDS", "BudgetExceeded", "Redact", "RedactConfig", "private_address",
 ]
 
 
@@ -188,6 +208,10 @@ class Redact(RowStage):
                 value = match.group(match.lastindex or 0)
                 if not _is_fake(value):
                     yield value, KEY
+        # before the keyword detectors: a card or a phone number in a "token" field keeps its own tag
+        yield from _cards(segment)
+        if _PHONE_GATE.search(segment):
+            yield from _phones(segment)
         yield from self._keywords(segment, path, plugins)
         if not lock_file:
             for match in _HIGH_ENTROPY.finditer(segment):
@@ -217,9 +241,11 @@ def _replace_all(text: str, found: dict[str, str], counts: Counter[str]) -> tupl
     """Replace every occurrence of every found value, longest first, in one pass over ``text``.
 
     Keys and emails are replaced wherever they occur (a leak is worse than a mangled token);
-    passwords only as whole tokens and addresses only as whole addresses, since short passwords
-    and addresses can occur inside longer words and numbers. A value that still remains after
-    that (inside a longer token) is replaced raw, unless it is a short password.
+    passwords only as whole tokens, addresses only as whole addresses, and card and phone numbers
+    only where no digit or word character touches them, since these can occur inside longer words
+    and numbers. A value that still remains after that (inside a longer token) is replaced raw,
+    unless it is a short password, a card or a phone number (digits inside a longer number are not
+    that number).
     """
 
     def replacement(match: re.Match[str]) -> str:
@@ -233,11 +259,14 @@ def _replace_all(text: str, found: dict[str, str], counts: Counter[str]) -> tupl
         escaped = re.escape(value)
         if found[value] == PASSWORD:
             escaped = rf"(?<![A-Za-z0-9]){escaped}(?![A-Za-z0-9])"
+        elif found[value] in (CREDIT_CARD, PHONE):
+            escaped = rf"(?<![\w+]){escaped}(?!\w)"
         elif found[value] == IP:
             escaped = rf"(?<![\w.:]){escaped}(?![\w:])" if ":" in value else rf"(?<![\w.]){escaped}(?!\w|\.\d)"
         alternatives.append(escaped)
     text = re.compile("|".join(alternatives)).sub(replacement, text)
-    remaining = [v for v in found if v in text and (found[v] != PASSWORD or len(v) >= 8)]
+    remaining = [v for v in found if v in text and found[v] not in (CREDIT_CARD, PHONE)
+                 and (found[v] != PASSWORD or len(v) >= 8)]
     if remaining:
         raw = "|".join(re.escape(v) for v in sorted(remaining, key=lambda v: (-len(v), v)))
         text = re.compile(raw).sub(replacement, text)

@@ -1,6 +1,7 @@
 """The redaction stage's detectors and their helpers: the candidate prefilter, PEM private key blocks,
-detect-secrets' match groups, emails, public IP addresses (and their private replacements), the
-high-entropy test, placeholder / fake-value / hash exclusions, and detect-secrets' plugins."""
+detect-secrets' match groups, emails, public IP addresses (and their private replacements), credit-card
+numbers, phone numbers, the high-entropy test, placeholder / fake-value / hash exclusions, and
+detect-secrets' plugins."""
 
 from __future__ import annotations
 
@@ -13,20 +14,36 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import phonenumbers
+
 from stages.redact.patterns import (
     _CANDIDATE_PATTERNS,
     _CANDIDATE_WORDS,
+    _CARD,
+    _CARD_ID_BEFORE,
+    _CARD_ISSUERS,
+    _CARD_RUN,
+    _DATE_LIKE,
     _DIGEST_NAME,
+    _DOTTED_PHONE,
     _EMAIL,
     _EXPRESSION,
+    _FICTIONAL,
     _FILE_TLDS,
     _HASH_LENGTHS,
     _HEX,
     _ID_NAME,
     _IPV4,
     _IPV6,
+    _NUMBER_PATTERNS,
     _PEM_BEGIN,
     _PEM_MAX_CHARS,
+    _PHONE_CANDIDATE,
+    _PHONE_FORMAT,
+    _PHONE_GATE,
+    _PHONE_KEYWORD,
+    _PHONE_KEYWORD_CHARS,
+    _PHONE_WORDS,
     _PLACEHOLDER_DOMAINS,
     _PLACEHOLDER_LOCAL,
     _PLACEHOLDER_VALUE,
@@ -40,14 +57,21 @@ from stages.redact.patterns import (
     _UUID,
     _VERSION_BEFORE,
     _WORDS,
+    CREDIT_CARD,
     EMAIL,
     IP,
     KEY,
+    PHONE,
+    PHONE_REGIONS_WITH_KEYWORD,
     PRIVATE_IPV4,
     PRIVATE_IPV6,
     PUBLIC_RESOLVERS,
     TAGS,
+    TEST_CARDS,
 )
+
+_NUMBER_WINDOW = 1000  # as RedactConfig.window_chars / 2
+_NOT_DIGIT = re.compile(r"[^0-9]")
 
 
 class BudgetExceeded(Exception):
@@ -56,7 +80,11 @@ class BudgetExceeded(Exception):
 
 
 def _candidates(text: str) -> list[int]:
-    """Sorted positions in ``text`` where something to redact may start."""
+    """Sorted positions in ``text`` where something to redact may start.
+
+    Digit runs and phone keywords count only near a card or phone number the detectors find on
+    their line: they are common, card and phone numbers are not.
+    """
     positions = [m.start() for pattern in _CANDIDATE_PATTERNS for m in pattern.finditer(text)]
     lower = text.lower()
     for word in _CANDIDATE_WORDS:
@@ -66,6 +94,23 @@ def _candidates(text: str) -> list[int]:
             if word != "auth" or not lower.startswith("author", i) or lower.startswith("authoriz", i):
                 positions.append(i)
             i = lower.find(word, i + 1)
+    lines: dict[int, list[int]] = {}  # line start → where its card and phone numbers start
+    number_hits = [m.start() for pattern in _NUMBER_PATTERNS for m in pattern.finditer(text)]
+    for word in _PHONE_WORDS:
+        i = lower.find(word)
+        while i >= 0:
+            number_hits.append(i)
+            i = lower.find(word, i + 1)
+    for pos in number_hits:
+        start = text.rfind("\n", 0, pos) + 1
+        if start not in lines:
+            end = text.find("\n", pos)
+            line = text[start : len(text) if end < 0 else end]
+            found = [*_cards(line), *(_phones(line) if _PHONE_GATE.search(line) else ())]
+            lines[start] = [start + line.find(value) for value, _ in found]
+        # near a number found on the line: _segments looks at the same window around this position
+        if any(abs(at - pos) < _NUMBER_WINDOW for at in lines[start]):
+            positions.append(pos)
     return sorted(set(positions))
 
 
@@ -137,6 +182,8 @@ def private_address(value: str) -> str:
 
 def _is_high_entropy_secret(value: str, before: str, base64_entropy: float, hex_entropy: float) -> bool:
     """Whether quoted ``value`` (``before``: the text just before it) is a high-entropy secret."""
+    if value.isdigit():  # digits alone (pi, ids, timestamps) are numbers, never a random token
+        return False
     if _looks_like_hash_or_id(value) or _is_fake(value) or _SRI.match(value) or _ID_NAME.search(before):
         return False
     if _DIGEST_NAME.search(before):
@@ -161,6 +208,91 @@ def _emails(segment: str, keep_author_emails: bool) -> Iterator[tuple[str, str]]
         if local.lower() in _PLACEHOLDER_LOCAL or "example" in local.lower():
             continue
         yield match.group(0), EMAIL
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check every payment card number passes."""
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        d = ord(c) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def is_card_number(digits: str) -> bool:
+    """Whether ``digits`` is a payment card number someone may hold: an issuer's prefix and length, the
+    Luhn check, and neither a provider's published test number (``TEST_CARDS``) nor a mask (8 equal
+    digits in a row)."""
+    if not any(prefix.match(digits) and len(digits) in lengths for prefix, lengths in _CARD_ISSUERS):
+        return False
+    return luhn_valid(digits) and digits not in TEST_CARDS and not _CARD_RUN.search(digits)
+
+
+def _cards(segment: str) -> Iterator[tuple[str, str]]:
+    for match in _CARD.finditer(segment):
+        value = match.group(0)
+        digits = value.replace(" ", "").replace("-", "")
+        if not is_card_number(digits):
+            continue
+        if value.isdigit() and _CARD_ID_BEFORE.search(segment, max(0, match.start() - 30), match.start()):
+            continue  # order_id = 4111...: an identifier that happens to pass the check
+        yield value, CREDIT_CARD
+
+
+def _phones(segment: str) -> Iterator[tuple[str, str]]:
+    """Phone numbers libphonenumber finds valid, in a phone-like format or after a phone keyword.
+
+    A number with no +country code is read as North American; after a phone keyword, also in the
+    national formats of ``PHONE_REGIONS_WITH_KEYWORD`` (the first that is valid wins). Left alone:
+    digit runs or two groups with no keyword (numeric literals, ids, timestamps), dates and times,
+    dot-separated groups other than 3.3.4 (versions, IP addresses), anything glued to a letter, a
+    digit or a dot, and the numbers reserved for fiction (US 555-01xx, Ofcom's drama ranges).
+    """
+    keyword_ends: list[int] | None = None
+    for match in _PHONE_CANDIDATE.finditer(segment):
+        raw = match.group(0)
+        digits = len(_NOT_DIGIT.sub("", raw))
+        if not 7 <= digits <= 15:
+            continue
+        if keyword_ends is None:
+            keyword_ends = [m.end() for m in _PHONE_KEYWORD.finditer(segment)]
+        after_keyword = any(0 <= match.start() - end <= _PHONE_KEYWORD_CHARS for end in keyword_ends)
+        if not (after_keyword or _PHONE_FORMAT.search(raw)):
+            continue
+        if not _phone_context_ok(segment, match.start(), match.end(), raw):
+            continue
+        number = _valid_number(raw, after_keyword)
+        if number is None:
+            continue
+        fictional = _FICTIONAL.get(number.country_code)
+        if not (fictional and fictional.match(str(number.national_number))):
+            yield raw, PHONE
+
+
+def _valid_number(raw: str, after_keyword: bool) -> phonenumbers.PhoneNumber | None:
+    regions = (None,) if raw.startswith("+") else ("US", *PHONE_REGIONS_WITH_KEYWORD) if after_keyword else ("US",)
+    for region in regions:
+        try:
+            number = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return number
+    return None
+
+
+def _phone_context_ok(segment: str, start: int, end: int, raw: str) -> bool:
+    before = segment[start - 1] if start else " "
+    after = segment[end] if end < len(segment) else " "
+    if before.isalnum() or before in "_.-/#:" and not segment[max(0, start - 4):start].lower().endswith("tel:"):
+        return False  # part of a word, a path, a version, an anchor or a port
+    if after.isalnum() or after == "_" or after in ".-/:" and segment[end + 1 : end + 2].isdigit():
+        return False
+    if "." in raw and not _DOTTED_PHONE.match(raw):
+        return False
+    return not _DATE_LIKE.search(segment, max(0, start - 3), end + 3)  # 2024-01-15 10, 15.01.2024
 
 
 def _is_placeholder(value: str) -> bool:

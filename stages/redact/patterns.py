@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 
 EMAIL, KEY, PASSWORD, IP = "email", "key", "password", "ip_address"
-KINDS = (EMAIL, IP, KEY, PASSWORD)
-TAGS = {EMAIL: "<EMAIL>", KEY: "<KEY>", PASSWORD: "<PASSWORD>"}
+CREDIT_CARD, PHONE = "credit_card", "phone_number"
+KINDS = (CREDIT_CARD, EMAIL, IP, KEY, PASSWORD, PHONE)
+TAGS = {CREDIT_CARD: "<CREDIT_CARD>", EMAIL: "<EMAIL>", KEY: "<KEY>", PASSWORD: "<PASSWORD>", PHONE: "<PHONE>"}
 
 #: Private addresses that public ones are mapped to (by a hash of the value: the same address
 #: always gets the same replacement, in every file and every run).
@@ -37,6 +38,18 @@ _CANDIDATE_PATTERNS = [
     re.compile(r"AC[0-9a-f]{32}|SK[0-9a-f]{32}"),  # Twilio
     re.compile(r"\dQ~"),  # Azure client secrets
 ]
+#: Card and phone numbers' prefilter: hits the card and phone detectors confirm on their line before the
+#: line is looked at by every detector (digit runs are common; cards and phone numbers are not).
+_NUMBER_PATTERNS = [
+    # one scan for digits: card numbers (13+ digits, bare or in 4-4-4-4 groups split by a space or a
+    # dash) and 3+ separated digit groups (4-6-5 cards, phone numbers); [0-9] is faster than \d
+    re.compile(r"[0-9](?:[0-9]{3}[ -]?[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]|[0-9]{1,4}[ .-][0-9]{2,6}[ .-][0-9]{2,5})"),
+    # phone numbers with a +country code or an (area code)
+    re.compile(r"\+[0-9]{1,3}[ .(-]{0,2}[0-9]"),
+    re.compile(r"\([0-9]{2,5}\)[ .-]?[0-9]"),
+]
+#: Phone keywords: a number written bare is a phone number only after one of them (confirmed the same way).
+_PHONE_WORDS = ("phone", "tel", "fax", "mobil", "\u260e")
 _CANDIDATE_WORDS = (
     # token prefixes
     "akia", "asia", "abia", "acca", "a3t", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-",
@@ -65,9 +78,11 @@ _OWN_KEY_PATTERNS = [
 _BASIC_AUTH = re.compile(r"://[^\s/?#@:]{1,128}:([^\s/@]{1,256})@(?=[\w.\[-])")
 _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]{1,20} ){0,3})PRIVATE KEY((?: BLOCK)?)-----")
 _PEM_MAX_CHARS = 20_000
+#: Emails, internationalised too (RFC 6531: ``José.Müller@exämple.de``, ``用户@例子.广告``): a local part
+#: and domain labels of Unicode letters and digits; the TLD letters (any script) or punycode.
 _EMAIL = re.compile(
-    r"(?<![\w.+%-])([A-Za-z0-9](?:[A-Za-z0-9_%-]|[.+](?=[A-Za-z0-9])){0,63})@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}"
-    r"[A-Za-z]{2,24})(?![\w-])"
+    r"(?<![\w.+%-])([^\W_](?:[\w%-]|[.+](?=[^\W_])){0,63})@((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.){1,8}"
+    r"(?:[^\W\d_]{2,24}|xn--[a-z0-9-]{1,59}))(?![\w-])"
 )
 _IPV4 = re.compile(r"(?<![\w.-])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")  # not name-1.2.3.4 versions
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
@@ -122,3 +137,85 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_.]*$")
 _HASH_LENGTHS = frozenset({32, 40, 56, 64, 96, 128})
 _HIGH_ENTROPY = re.compile(r"[=:]\s{0,8}([\"'])([A-Za-z0-9+/=_-]{20,1000})\1")
+
+# ---------------------------------------------------------------- credit cards
+#: A card number: 13-19 bare digits, or groups of 4 (4-4-4-4, 4-4-4-4-3) or Amex/Diners' 4-6-5 / 4-6-4,
+#: one separator (space or dash) throughout; not part of a longer number, a decimal, a word or a run of groups.
+_CARD = re.compile(
+    r"(?<![\w.+-])(?<!\d[ -])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{4,5})"
+    r"(?!\w|[.,][0-9]|[ -]\d)"
+)
+#: Issuer prefixes and lengths (the IIN ranges the networks publish).
+_CARD_ISSUERS: tuple[tuple[re.Pattern[str], frozenset[int]], ...] = (
+    (re.compile(r"4"), frozenset({13, 16, 19})),  # Visa
+    (re.compile(r"5[1-5]|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720"), frozenset({16})),  # Mastercard
+    (re.compile(r"3[47]"), frozenset({15})),  # American Express
+    (re.compile(r"6011|64[4-9]|65"), frozenset({16, 17, 18, 19})),  # Discover
+    (re.compile(r"36|30[0-5]|3[89]"), frozenset({14, 16})),  # Diners Club
+    (re.compile(r"35(?:2[89]|[3-8]\d)"), frozenset({16, 17, 18, 19})),  # JCB 3528-3589
+    (re.compile(r"62"), frozenset({16, 17, 18, 19})),  # UnionPay
+)
+#: Payment providers' published test numbers (the test-card pages of Stripe, Adyen, Braintree, PayPal,
+#: Authorize.net, Worldpay, Checkout.com): nobody's card, and common in payment code and its tests: they stay.
+TEST_CARDS = frozenset({
+    # Stripe
+    "4242424242424242", "4000056655665556", "5555555555554444", "2223003122003222", "5200828282828210",
+    "5105105105105100", "378282246310005", "371449635398431", "6011111111111117", "6011000990139424",
+    "6011981111111113", "3056930009020004", "36227206271667", "6555900000604105", "3566002020360505",
+    "6200000000000005", "6205500000000000004", "4000002500003155", "4000002760003184", "4000003800000446",
+    "4000000000003220", "4000000000009995", "4000000000000002", "4000000000000077", "4000000000000341",
+    "4000000000000069", "4000000000000127", "4000000000000119", "4100000000000019", "4000000000000101",
+    "4000000000003063", "4000008400001629", "4000000760000002", "4000001240000000", "4000004840008001",
+    # Adyen
+    "4111111111111111", "4988438843884305", "4166676667666746", "4646464646464644", "5555444433331111",
+    "5454545454545454", "2222400070000005", "2222400010000008", "2223000048410010", "370000000000002",
+    "6011601160116611", "36006666333344", "3569990010095841", "6250946000000016", "4917610000000000",
+    "4400000000000008", "5101180000000007", "5577000055770004", "5136333333333335", "4035501000000008",
+    # Braintree
+    "4005519200000004", "4009348888881881", "4012000033330026", "4012000077777777", "4012888888881881",
+    "4217651111111119", "4500600000000061", "3530111333300000", "6304000000000000", "4000111111111115",
+    "378734493671000", "6011000991300009", "36259600000004",
+    # PayPal, Authorize.net, Worldpay, Checkout.com
+    "30569309025904", "38520000023237", "4222222222222", "4007000000027", "4012888818888", "5424000000000015",
+    "3088000000000017", "38000000000006", "4444333322221111", "5436031030606378", "345678901234564",
+    "4543474002249996", "5588686116426417", "4484070000035519", "4263970000005262",
+})
+_CARD_RUN = re.compile(r"(\d)\1{7}")  # 8 equal digits in a row: a mask or a made-up test number
+#: "order_id": 4111..., userId = ..., timestamp=...: an identifier's or a counter's digits, not a card
+_CARD_ID_BEFORE = re.compile(
+    r"(?:_id|Id|ID|_ids|Ids|\bid|_no|_num|Num|_seq|_ts|timestamp|_time|Time)[\"']?\s{0,4}[:=]\s{0,4}[\"'\[(]?$"
+)
+
+# ---------------------------------------------------------------- phone numbers
+#: A phone keyword before a number: telephone, phone_number, Tel.:, fax, mobile, cell, call, SMS,
+#: WhatsApp, contact, ☎, 📞 (not "hotel", "intel", "cellar" or "callback": whole words, or "phone" anywhere).
+_PHONE_KEYWORD = re.compile(
+    r"(?i)(?<![a-z])(?:tel(?:ephone|efon|éfono|éfone|efono)?|fax|mobile?|cell(?:phone|ular)?|call|sms"
+    r"|whats_?app|contact|handy)(?![a-z])|phone|☎|📞"
+)
+_PHONE_KEYWORD_CHARS = 40
+#: A segment worth handing to libphonenumber: a +, an opening parenthesis or a separator before digits,
+#: or 7 digits in a row.
+_PHONE_GATE = re.compile(r"\+\d|\(\d|\d[ .\-/]\d\d|\d{7}")  # how far before a number its keyword may be
+#: What a phone number's match must not be or touch: dates (2024-01-15, 15/01/2024, 15.01.2024) and times.
+_DATE_LIKE = re.compile(r"(?<!\d)(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?!\d)|\d:\d\d")
+#: Dot-separated is a phone format only in the North American 3.3.4 shape, or after a +country code
+#: (1.2.3.4, 10.15.7, 192.168.100.200 are versions and addresses).
+_DOTTED_PHONE = re.compile(r"^(?:\+|\(?\d{3}\)?\.\d{3}\.\d{4}$)")
+#: A phone number's candidate: an optional +country code and (area code), then 1-6 groups of digits split
+#: by a space, a dash, a dot or a slash.
+_PHONE_CANDIDATE = re.compile(
+    r"(?<![\w+])(?:\+[0-9]{1,3}[ .-]?)?(?:\([0-9]{1,5}\)[ .-]?)?[0-9]{1,15}(?:[ .\-/][0-9]{1,12}){0,5}"
+)
+#: A phone-like format: +country code, (area code), or 3+ digit groups.
+_PHONE_FORMAT = re.compile(r"^\+|\(|[0-9][ .\-/][0-9]+[ .\-/][0-9]")
+#: Numbers reserved for fiction and documentation: US 555-0100..0199, the UK's Ofcom drama ranges
+#: (020 7946 0xxx, 0113 496 0xxx, ..., 07700 900xxx): nobody's phone, so they stay.
+_FICTIONAL = {
+    1: re.compile(r"^\d{3}55501\d\d$"),
+    44: re.compile(r"^(?:2079460|1134960|1144960|1154960|1164960|1174960|1184960|1214960|1314960|1414960"
+                   r"|1514960|1614960|2890180|2920180|7700900)\d{3}$"),
+}
+#: Regions tried for a number with no +country code: North America's everywhere; next to a phone
+#: keyword, also these (national formats of the countries with the most developers).
+PHONE_REGIONS_WITH_KEYWORD = ("GB", "DE", "FR", "IN", "BR", "JP", "CN", "AU", "ES", "IT", "NL", "RU")
