@@ -121,7 +121,9 @@ def _redaction_summary(manifest: dict[str, Any]) -> str:
     return (
         f"Replaced in {c.get('files_with_pii', 0)} files: {c.get('pii_email', 0)} email addresses (`<EMAIL>`), "
         f"{c.get('pii_key', 0)} keys and tokens (`<KEY>`), {c.get('pii_password', 0)} passwords (`<PASSWORD>`), "
-        f"{c.get('pii_ip_address', 0)} public IP addresses (by private ones). Per file counts are in the `pii` "
+        f"{c.get('pii_ip_address', 0)} public IP addresses (by private ones), {c.get('pii_credit_card', 0)} payment "
+        f"card numbers (`<CREDIT_CARD>`; providers' published test cards are kept), {c.get('pii_phone_number', 0)} "
+        f"phone numbers (`<PHONE>`). Per file counts are in the `pii` "
         f"column; files whose redaction failed are in `dropped/` (`redaction_failed`), never in `data/`."
     )
 

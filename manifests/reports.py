@@ -36,6 +36,8 @@ class WalkReport:
     origins: int = 0
     origins_walked: int = 0
     origin_problems: Counters = field(default_factory=dict)
+    #: origin URLs with a userinfo (``https://user:token@host``), which the walk removed
+    origins_with_credentials: int = 0
     submodules_skipped: int = 0
     directories_missing: int = 0
     files: int = 0

@@ -63,8 +63,10 @@ class Entry:
 
 
 def normalize_url(url: str) -> str:
-    """``url`` as matched: lowercase, without a trailing ``/`` or ``.git``."""
-    url = url.strip().lower().rstrip("/")
+    """``url`` as matched: lowercase, without credentials (as the walk removes them), a trailing ``/`` or ``.git``."""
+    from pipeline.walk import strip_url_credentials
+
+    url = strip_url_credentials(url.strip()).lower().rstrip("/")
     return url[:-4] if url.endswith(".git") else url
 
 

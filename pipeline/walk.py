@@ -28,6 +28,11 @@ ORIGIN_PROBLEMS = (
     "revision_missing",
     "directory_missing",
 )
+#: The column holding an origin URL in each table that has one.
+URL_COLUMNS = {"origin": "url", "origin_visit": "origin", "origin_visit_status": "origin"}
+#: ``scheme://userinfo@``: the userinfo (``user:password``, or a token alone, ``https://<token>@github.com``)
+#: is everything between ``://`` and the last ``@`` before the host's end (RE2 syntax: run by Arrow).
+USERINFO = r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@"
 #: ``perms`` of a symbolic link in a directory entry (git's mode 120000).
 SYMLINK_PERMS = 0o120000
 
@@ -62,6 +67,31 @@ LEVEL_SCHEMA = pa.schema(
 )
 
 _MAX_ALIAS_DEPTH = 8
+
+
+def strip_credentials(table: pa.Table, name: str) -> pa.Table:
+    """Table ``name`` of the export with the userinfo removed from its origin URLs.
+
+    ``https://user:token@host/repo`` becomes ``https://host/repo``, so no credential reaches a shard,
+    the ledger, the manifest, the site or a log, and the origin is the same as the one without
+    credentials (``repo_name``, opt-out and lookup match it). The ``origin`` table gains
+    ``had_credentials``: whether the URL had a userinfo (the walk counts them; never the value).
+    """
+    column = URL_COLUMNS.get(name)
+    if column is None or column not in table.column_names:
+        return table
+    urls = table[column]
+    clean = pc.replace_substring_regex(urls, pattern=USERINFO, replacement=r"\1", max_replacements=1)
+    table = table.set_column(table.schema.get_field_index(column), table.schema.field(column), clean)
+    if name == "origin":
+        changed = pc.fill_null(pc.not_equal(urls, clean), False)
+        table = table.append_column(pa.field("had_credentials", pa.bool_()), changed)
+    return table
+
+
+def strip_url_credentials(url: str) -> str:
+    """``url`` without its userinfo (``strip_credentials`` for one URL)."""
+    return re.sub(USERINFO, r"\1", url, count=1)
 
 
 def latest_full_visits(status: pa.Table, as_of: dt.datetime | None = None) -> pa.Table:

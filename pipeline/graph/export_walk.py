@@ -27,7 +27,7 @@ _MAX_DEPTH = 10_000  # directory trees are acyclic; this only guards against a c
 
 
 def _read_piece(piece: Piece, export: Export) -> pd.DataFrame:
-    return to_pandas(export.read(piece))
+    return to_pandas(walk.strip_credentials(export.read(piece), piece.table))
 
 
 class Walk:
@@ -44,7 +44,7 @@ class Walk:
     def table(self, name: str) -> dd.DataFrame:
         """A table of the export; an empty or absent one is an empty frame of the public schema."""
         pieces = self.export.pieces(name)
-        empty = to_pandas(self.export.schema(name).empty_table())
+        empty = to_pandas(walk.strip_credentials(self.export.schema(name).empty_table(), name))
         if not pieces:
             return dd.from_pandas(empty, npartitions=1)
         return dd.from_map(_read_piece, pieces, export=self.export, meta=empty)
@@ -98,15 +98,19 @@ class Walk:
     def files(self) -> dd.DataFrame:
         """Every file of every walked tree, joined with content and provenance (WALK_SCHEMA)."""
         roots = self.origins().persist()
-        n_origins, problems = dask.compute(
-            self.table("origin").url.nunique(), roots.problem.value_counts(dropna=False)
+        origin_table = self.table("origin")
+        n_origins, problems, with_credentials = dask.compute(
+            origin_table.url.nunique(), roots.problem.value_counts(dropna=False), origin_table.had_credentials.sum()
         )
         counts = {str(k): int(v) for k, v in problems.items() if not pd.isna(k)}
         walked = int(sum(v for k, v in problems.items() if pd.isna(k)))
         counts["no_full_visit"] = max(0, int(n_origins) - walked - sum(counts.values()))
         self.report.origins, self.report.origins_walked = int(n_origins), walked
         self.report.origin_problems = {k: counts.get(k, 0) for k in walk.ORIGIN_PROBLEMS}
+        self.report.origins_with_credentials = int(with_credentials)
         self.log(f"walk: {n_origins} origins, {walked} with a tree to walk")
+        if with_credentials:
+            self.log(f"walk: {int(with_credentials)} origin URL(s) held credentials: their userinfo was removed")
 
         good = roots[roots.problem.isna()]
         frontier = good.map_partitions(
