@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, default=None, metavar="FILE", help="TOML config (docs/config.md)")
     where = run.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, metavar="N",
-                       help="worker processes of the local Dask cluster (default: one per core)")
+                       help="worker processes of the local Dask cluster (default: one per core; an export under "
+                            "[execution] in_process_below_mb, or --workers 1, runs in this process)")
     where.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                        help="run on an existing Dask cluster")
     run.add_argument("--repo-metadata", type=Path, default=None, metavar="FILE",

@@ -63,10 +63,14 @@ class ExecutionConfig:
     ``fetch_threads``: content-store reads in flight per worker. ``components_partition_edges``:
     near-duplicate edges per partition in the connected-components rounds. ``checkpoint``: leave a
     checked checkpoint per finished input partition, so that a killed run resumes (off: a rerun
-    starts over).
+    starts over). ``in_process_below_mb``: a local run whose export's ORC tables total less than
+    this (MB, from the listing) runs in the driver's own process, one worker with ``--threads``
+    threads, as does any ``--workers 1`` run: no worker processes to start, and every model or
+    index loaded once instead of once per process. 0 turns the size rule off.
     """
 
     fetch_threads: int = 8
+    in_process_below_mb: float = 8.0
     components_partition_edges: int = 1_000_000
     checkpoint: bool = True
 
@@ -128,6 +132,10 @@ def load_config(path: Path | None) -> Config:
     return config
 
 
+#: Numbers for which 0 means "off".
+ZERO_ALLOWED = frozenset({("execution", "in_process_below_mb")})
+
+
 def _section(path: Path, name: str, default: Any, values: dict[str, Any]) -> Any:
     known = {f.name: f for f in dataclasses.fields(default)}
     unknown = sorted(set(values) - set(known))
@@ -149,7 +157,8 @@ def _section(path: Path, name: str, default: Any, values: dict[str, Any]) -> Any
         elif isinstance(expected, int) and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
             raise PipelineError(f"{path}: [{name}] {key} must be a positive integer, got {value!r}")
         elif isinstance(expected, float) and (
-            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+            or value == 0 and (name, key) not in ZERO_ALLOWED
         ):
             raise PipelineError(f"{path}: [{name}] {key} must be a positive number, got {value!r}")
         converted[key] = value

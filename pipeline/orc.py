@@ -125,6 +125,11 @@ class Export:
             files.sort(key=lambda info: info["name"])
         return bool(found) or self.fs.isdir(orc_dir)
 
+    def total_bytes(self) -> int:
+        """The size of every ORC file of the tables the walk reads, from the listing."""
+        self._list_root()
+        return sum(int(info.get("size") or 0) for files in self._listing.values() for info in files)
+
     def files(self, table: str) -> list[str]:
         """The table's ORC files, sorted (none for an empty or absent table)."""
         self._list_root()

@@ -129,7 +129,12 @@ def run_version(
 
     flow = build_flow(store_url, config, effective, output / LICENSE_CACHE, store_options, metadata)
     try:
-        with dask_client(workers, scheduler, memory_limit, threads) as client:
+        small = export.total_bytes() < config.execution.in_process_below_mb * 1e6
+        in_process = scheduler is None and (workers == 1 or (workers is None and small))
+        if in_process:
+            log(f"dask: one worker in this process, {threads} thread(s)"
+                + (" (a small export: [execution] in_process_below_mb)" if workers is None else ""))
+        with dask_client(workers, scheduler, memory_limit, threads, in_process) as client:
             report = build(export, flow, staging, config, client, log, reuse, as_of)
         shutil.rmtree(staging / WORK, ignore_errors=True)
         LicenseCache(output / LICENSE_CACHE).compact()  # one file of ScanCode results, for the next version

@@ -289,3 +289,17 @@ def test_redaction_can_be_switched_off_and_the_card_says_so(tmp_path: Path) -> N
                                                        "decontaminate", "repo_metadata", "exact_dedup", "near_dedup"]
     assert "pii" not in ds.dataset(output / "v1" / "data", format="parquet").schema.names
     assert "Not redacted" in (output / "v1" / "README.md").read_text()
+
+
+def test_a_small_export_runs_in_this_process_and_gives_the_shards_of_worker_processes(
+        built_sample: Path, tmp_path: Path, capsys) -> None:
+    output = tmp_path / "dataset"
+    assert main(["run", "--version", "2.1", "--output", str(output)]) == 0  # no --workers: the size decides
+    assert "one worker in this process, 1 thread(s) (a small export" in capsys.readouterr().err
+    assert _shards(output / "v2.1") == _shards(built_sample / "v2.1")
+    config = tmp_path / "c.toml"
+    config.write_text("[execution]\nin_process_below_mb = 0\n")  # not hashed: the same version's identity
+    other = tmp_path / "processes"
+    assert main(["run", "--version", "2.1", "--output", str(other), "--config", str(config)]) == 0
+    assert "in this process" not in capsys.readouterr().err
+    assert _shards(other / "v2.1") == _shards(built_sample / "v2.1")

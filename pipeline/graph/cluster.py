@@ -17,9 +17,10 @@ from tqdm import tqdm
 
 @contextmanager
 def dask_client(workers: int | None, scheduler: str | None, memory_limit: str | int = "auto",
-                threads: int = 1) -> Iterator[Client]:
+                threads: int = 1, in_process: bool = False) -> Iterator[Client]:
     """A client on ``scheduler`` (tcp://host:port) or on a new LocalCluster of ``workers`` processes
-    with ``threads`` threads each."""
+    with ``threads`` threads each; ``in_process``: one worker inside this process (threads only), for
+    small inputs, where starting worker processes costs more than the work."""
     dask.config.set({"dataframe.convert-string": False, "distributed.worker.daemon": False})
     # p2p shuffles log every start and stop at WARNING; they are routine here
     logging.getLogger("distributed.shuffle").setLevel(logging.ERROR)
@@ -30,8 +31,8 @@ def dask_client(workers: int | None, scheduler: str | None, memory_limit: str | 
     with (
         LocalCluster(
             # a free port, not 8787: a second run on the machine would warn that 8787 is taken
-            n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address="127.0.0.1:0",
-            memory_limit=memory_limit,
+            n_workers=1 if in_process else workers, threads_per_worker=threads, processes=not in_process,
+            dashboard_address="127.0.0.1:0", memory_limit=None if in_process else memory_limit,
             # a task's error reaches the driver, which says it in one line; the worker's own report of
             # it (a traceback on stderr) would only repeat it
             silence_logs=logging.CRITICAL,
