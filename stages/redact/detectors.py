@@ -43,6 +43,7 @@ from stages.redact.patterns import (
     _PHONE_GATE,
     _PHONE_KEYWORD,
     _PHONE_KEYWORD_CHARS,
+    _PHONE_SEQUENCE,
     _PHONE_WORDS,
     _PLACEHOLDER_DOMAINS,
     _PLACEHOLDER_LOCAL,
@@ -264,7 +265,7 @@ def _phones(segment: str) -> Iterator[tuple[str, str]]:
         if not _phone_context_ok(segment, match.start(), match.end(), raw):
             continue
         number = _valid_number(raw, after_keyword)
-        if number is None:
+        if number is None or _PHONE_SEQUENCE.search(str(number.national_number)):
             continue
         fictional = _FICTIONAL.get(number.country_code)
         if not (fictional and fictional.match(str(number.national_number))):

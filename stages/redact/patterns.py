@@ -49,7 +49,7 @@ _NUMBER_PATTERNS = [
     re.compile(r"\([0-9]{2,5}\)[ .-]?[0-9]"),
 ]
 #: Phone keywords: a number written bare is a phone number only after one of them (confirmed the same way).
-_PHONE_WORDS = ("phone", "tel", "fax", "mobil", "\u260e")
+_PHONE_WORDS = ("phone", "tel", "fax", "mobil", "call", "contact", "\u260e")
 _CANDIDATE_WORDS = (
     # token prefixes
     "akia", "asia", "abia", "acca", "a3t", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-",
@@ -143,7 +143,7 @@ _HIGH_ENTROPY = re.compile(r"[=:]\s{0,8}([\"'])([A-Za-z0-9+/=_-]{20,1000})\1")
 #: one separator (space or dash) throughout; not part of a longer number, a decimal, a word or a run of groups.
 _CARD = re.compile(
     r"(?<![\w.+-])(?<!\d[ -])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?|\d{4}([ -])\d{6}\2\d{4,5})"
-    r"(?!\w|[.,][0-9]|[ -]\d)"
+    r"(?!\w|[.,][0-9]|[ -]\d|\s?(?:\*(?!/)|/(?![*/])|\^))"  # not a term of arithmetic: 4828147466240000*t**12
 )
 #: Issuer prefixes and lengths (the IIN ranges the networks publish).
 _CARD_ISSUERS: tuple[tuple[re.Pattern[str], frozenset[int]], ...] = (
@@ -183,7 +183,8 @@ TEST_CARDS = frozenset({
 _CARD_RUN = re.compile(r"(\d)\1{7}")  # 8 equal digits in a row: a mask or a made-up test number
 #: "order_id": 4111..., userId = ..., timestamp=...: an identifier's or a counter's digits, not a card
 _CARD_ID_BEFORE = re.compile(
-    r"(?:_id|Id|ID|_ids|Ids|\bid|_no|_num|Num|_seq|_ts|timestamp|_time|Time)[\"']?\s{0,4}[:=]\s{0,4}[\"'\[(]?$"
+    r"(?:(?:_id|Id|ID|_ids|Ids|\bid|_no|_num|Num|_seq|_ts|timestamp|_time|Time|seed|Seed|SEED)[\"']?\s{0,4}[:=]"
+    r"|(?i:rng|seed|random_state|RandomState|Random))\s{0,4}[\"'\[(]?$"
 )
 
 # ---------------------------------------------------------------- phone numbers
@@ -205,10 +206,13 @@ _DOTTED_PHONE = re.compile(r"^(?:\+|\(?\d{3}\)?\.\d{3}\.\d{4}$)")
 #: A phone number's candidate: an optional +country code and (area code), then 1-6 groups of digits split
 #: by a space, a dash, a dot or a slash.
 _PHONE_CANDIDATE = re.compile(
-    r"(?<![\w+])(?:\+[0-9]{1,3}[ .-]?)?(?:\([0-9]{1,5}\)[ .-]?)?[0-9]{1,15}(?:[ .\-/][0-9]{1,12}){0,5}"
+    r"(?<![\w+])(?:\+[0-9]{1,3}[ .-]?)?(?:\([0-9]{1,5}\)[ .-]?)?[0-9]{1,15}(?:[ .-][0-9]{1,12}){0,5}"
 )
-#: A phone-like format: +country code, (area code), or 3+ digit groups.
-_PHONE_FORMAT = re.compile(r"^\+|\(|[0-9][ .\-/][0-9]+[ .\-/][0-9]")
+#: A phone-like format with no keyword: a +country code, or North America's (415) 867-5309, 415-867-5309,
+#: 415.867.5309, 415 867 5309, 1-800-...: not any run of separated numbers (21 0 22 23 24 in a data file).
+_PHONE_FORMAT = re.compile(r"^(?:\+|(?:1[ .-])?(?:\([0-9]{3}\) ?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4}$)")
+#: Made-up numbers: +1 234 567 8900, 0123456789, 9876543210 (8 digits in sequence), 5 000000.
+_PHONE_SEQUENCE = re.compile(r"12345678|23456789|98765432|87654321|(\d)\1{5}")
 #: Numbers reserved for fiction and documentation: US 555-0100..0199, the UK's Ofcom drama ranges
 #: (020 7946 0xxx, 0113 496 0xxx, ..., 07700 900xxx): nobody's phone, so they stay.
 _FICTIONAL = {
