@@ -4,19 +4,27 @@
 
 Each item is one or more real license files put at the root of a one-file repository; the license
 stage (``License.scan_texts`` + ``License.classify``, default config, no persistent cache) decides the
-class of a file at that root, which is compared with an independent statement of the license:
+class of a file at that root, which is compared with an independent statement of the license.
 
-1. ScanCode's own license texts (licensedcode/data/licenses) against their ScanCode category
-   (a self-consistency check of detection + classification).
-2. SPDX's license texts (npm ``spdx-license-list``, SPDX's copies, not ScanCode's) against the Blue
-   Oak Council's list of permissive licenses (npm ``@blueoak/list``) and the copyleft families
-   (GPL, LGPL, AGPL, MPL, EPL, EUPL, CDDL, OSL, CC-BY-SA, ...). Ids on neither list are left out.
+The ground truth never comes from the code it grades (``LicensePolicy``, ScanCode's categories): a
+license id's true class is ``independent_class``: permissive when the Blue Oak Council's list of
+permissive licenses (npm ``@blueoak/list``) rates it, non-permissive when it is of a copyleft or
+restricted family (``COPYLEFT``: GPL, LGPL, AGPL, MPL, EPL, EUPL, CDDL, OSL, CC-BY-SA, CC-BY-NC, ...),
+and unknown otherwise: an item whose declared license has an unknown class is left out (counted).
+
+1. ScanCode's own license texts (licensedcode/data/licenses) against the class of their SPDX id.
+2. SPDX's license texts (npm ``spdx-license-list``, SPDX's copies, not ScanCode's), likewise.
 3. Debian's /usr/share/common-licenses texts against their file names.
 4. Real packages' license files against their declared license: the Python distributions installed
    here (License-Expression, else license classifiers, else a short License field), wheels or
    sdists downloaded from PyPI (``pip download``; a list picked for copyleft licenses), npm's
    bundled node_modules (package.json ``license``), Debian packages' machine-readable
    /usr/share/doc/*/copyright files (every ``License:`` field, ANDed).
+
+5. Package manifests (``--manifests``): every installed distribution's dist-info/METADATA read by the
+   stage's manifest parser (``stages.license.manifests``) and classed by the stage's policy, against its
+   declared license read by this script's own reader (``declared_python``: License-Expression, a
+   classifier table, a free-text table written for this benchmark) classed by ``independent_class``.
 
 Prints Markdown for docs/license.md: per source the accuracy, the confusion matrix and the cases
 that disagree. A copyleft-family license (GPL/LGPL/AGPL/MPL/EPL/CC-BY-SA) called permissive is
@@ -131,27 +139,65 @@ class Item:
 
 
 # ---------------------------------------------------------------- sources
+BLUEOAK: set[str] = set()  # filled by main() from the Blue Oak list
+#: Ids SPDX has no Blue Oak rating for but that are public-domain dedications (ScanCode's own id for one).
+PUBLIC_DOMAIN_IDS = {"LicenseRef-scancode-public-domain"}
+LEFT_OUT: Counter[str] = Counter()  # per source: items whose declared license has no independent class
+
+
+def independent_class(spdx_id: str) -> str | None:
+    """An SPDX id's class from outside the code graded: Blue Oak's permissive list, or a copyleft family."""
+    if spdx_id in BLUEOAK or spdx_id in PUBLIC_DOMAIN_IDS:
+        return PERMISSIVE
+    if COPYLEFT.match(spdx_id):
+        return NON_PERMISSIVE
+    return None
+
+
+def independent_truth(expression: str | None, policy: LicensePolicy) -> str | None:
+    """The class of a normalised expression by ``independent_class`` (license-expression parses it;
+    nothing of the policy's categories is used): OR permissive if a side is, AND if all are, WITH as its
+    license; None when the ids it depends on have no independent class."""
+    from license_expression import AND, OR, LicenseWithExceptionSymbol
+
+    if not expression:
+        return None
+
+    def value(node: object) -> bool | None:
+        if isinstance(node, AND | OR):
+            values = [value(a) for a in node.args]
+            if isinstance(node, OR):
+                return True if True in values else (False if all(v is False for v in values) else None)
+            return False if False in values else (True if all(v is True for v in values) else None)
+        key = node.license_symbol.key if isinstance(node, LicenseWithExceptionSymbol) else node.key
+        found = independent_class(key)
+        return None if found is None else found == PERMISSIVE
+
+    result = value(policy.licensing.parse(expression))
+    return None if result is None else (PERMISSIVE if result else NON_PERMISSIVE)
+
+
 def scancode_texts(policy: LicensePolicy) -> Iterator[Item]:
     from licensedcode.models import load_licenses
 
     for key, lic in sorted(load_licenses().items()):
         if not lic.text.strip() or lic.is_unknown:
             continue
-        truth = PERMISSIVE if policy.id_permissive(lic.spdx_license_key) else NON_PERMISSIVE
-        yield Item("scancode", key, truth, f"{lic.spdx_license_key} ({lic.category})", [("LICENSE", lic.text, None)])
+        truth = independent_class(lic.spdx_license_key)
+        if truth is None:
+            LEFT_OUT["scancode"] += 1
+            continue
+        yield Item("scancode", key, truth, lic.spdx_license_key, [("LICENSE", lic.text, None)])
 
 
 def spdx_texts(data: Path, policy: LicensePolicy) -> Iterator[Item]:
-    blueoak = {lic["id"] for rating in json.loads((data / "blueoak/package/index.json").read_text())
-               for lic in rating["licenses"]}
     licenses = json.loads((data / "spdx-license-list/package/spdx-full.json").read_text())
     for spdx_id, entry in sorted(licenses.items()):
-        if spdx_id in blueoak:
-            truth, why = PERMISSIVE, "Blue Oak"
-        elif COPYLEFT.match(spdx_id):
-            truth, why = NON_PERMISSIVE, "copyleft family"
-        else:
+        truth = independent_class(spdx_id)
+        if truth is None:
+            LEFT_OUT["spdx"] += 1
             continue
+        why = "Blue Oak" if truth == PERMISSIVE else "copyleft family"
         yield Item("spdx", spdx_id, truth, f"{spdx_id} ({why})", [("LICENSE", entry["licenseText"], None)])
 
 
@@ -159,8 +205,10 @@ def debian_common_licenses(policy: LicensePolicy) -> Iterator[Item]:
     root = Path("/usr/share/common-licenses")
     for name, spdx_id in sorted(DEBIAN_NAMES.items()):
         path = root / name
-        if path.is_file():
-            truth = policy.license_type([spdx_id])
+        truth = independent_truth(policy.normalize(spdx_id), policy)
+        if path.is_file() and truth is None:
+            LEFT_OUT["debian-common"] += 1
+        elif path.is_file():
             yield Item("debian-common", name, truth, spdx_id, [("COPYING", path.read_text(errors="replace"), None)])
 
 
@@ -341,7 +389,11 @@ def _item(source: str, name: str, declared: str | None, files: list, policy: Lic
           probe_folder: str = "") -> Item | None:
     if not declared or not files:
         return None
-    return Item(source, name, policy.license_type([declared]), declared, files, probe_folder)
+    truth = independent_truth(declared, policy)
+    if truth is None:
+        LEFT_OUT[source] += 1
+        return None
+    return Item(source, name, truth, declared, files, probe_folder)
 
 
 def _dist_name(path: Path) -> str:
@@ -432,18 +484,24 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/tmp/license-bench"), help="downloads go here")
     parser.add_argument("--offline", action="store_true", help="download nothing; use what --data has")
     parser.add_argument("--cases", type=int, default=40, help="disagreements listed per source")
+    parser.add_argument("--manifests", action="store_true", help="only the manifest benchmark (source 5)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
+    if not fetch_npm(args.data, args.offline):
+        sys.exit("the Blue Oak list (npm @blueoak/list) is the ground truth: fetch it first (run without --offline)")
+    BLUEOAK.update(lic["id"] for rating in json.loads((args.data / "blueoak/package/index.json").read_text())
+                   for lic in rating["licenses"])
     stage = License()
     resource = stage.setup()
     policy = resource.policy
+    if args.manifests:
+        manifest_benchmark(resource, args.cases)
+        return
     cache = LicenseCache(stage.cache_dir)  # in memory (no cache_dir), shared by every source
-    fetched = fetch_npm(args.data, args.offline)
     sources: list[tuple[str, list[Item]]] = [
-        ("1. ScanCode license texts vs ScanCode category", list(scancode_texts(policy))),
+        ("1. ScanCode license texts vs Blue Oak / copyleft families", list(scancode_texts(policy))),
+        ("2. SPDX license texts vs Blue Oak / copyleft families", list(spdx_texts(args.data, policy))),
     ]
-    if fetched:
-        sources.append(("2. SPDX license texts vs Blue Oak / copyleft families", list(spdx_texts(args.data, policy))))
     sources += [
         ("3. Debian common-licenses vs file name", list(debian_common_licenses(policy))),
         ("4a. installed Python distributions vs declared license", list(python_distributions(policy))),
@@ -469,9 +527,50 @@ def main() -> None:
             if predicted == PERMISSIVE and item.truth == NON_PERMISSIVE and families:
                 violations.append((title, item, ids))
     print(f"\n**All sources: {total_right}/{total} = {total_right / max(1, total):.1%}**")
+    print(f"\nLeft out (declared license with no independent class): {dict(sorted(LEFT_OUT.items()))}")
     print(f"\nCopyleft-family (GPL/LGPL/AGPL/MPL/EPL/CC-BY-SA) licenses called permissive: {len(violations)}")
     for title, item, ids in violations:
         print(f"- {title}: {item.name} declared {item.declared}, detected {' '.join(ids)}")
+
+
+def manifest_benchmark(resource: LicenseResource, cases: int) -> None:
+    """Source 5: each installed distribution's METADATA through the stage's manifest parser and policy,
+    against this script's own reading of it classed by ``independent_class``."""
+    from stages.license.manifests import read_manifest, resolve
+
+    policy = resource.policy
+    matrix: Counter[tuple[str, str]] = Counter()
+    wrong = []
+    seen: set[str] = set()
+    start = time.process_time()
+    for dist in sorted(metadata.distributions(), key=lambda d: d.metadata["Name"].lower()):
+        name = dist.metadata["Name"]
+        path = dist.locate_file(f"{dist._path.name}/METADATA") if hasattr(dist, "_path") else None  # type: ignore
+        if name.lower() in seen or path is None or not Path(path).is_file():
+            continue
+        seen.add(name.lower())
+        truth = independent_truth(declared_python(dist.metadata, policy), policy)
+        if truth is None:
+            LEFT_OUT["manifests"] += 1
+            continue
+        values = read_manifest("METADATA", Path(path).read_text(errors="replace"))
+        expression = resolve("METADATA", values, resource.names)[0] if values is not None else UNKNOWN_SPDX
+        predicted = policy.license_type([expression]) if expression else "no_license"
+        matrix[truth, predicted] += 1
+        if predicted != truth:
+            wrong.append((name, declared_python(dist.metadata, policy), expression, predicted))
+    cpu = time.process_time() - start
+    right = matrix[PERMISSIVE, PERMISSIVE] + matrix[NON_PERMISSIVE, NON_PERMISSIVE]
+    n = sum(matrix.values())
+    print(f"\n### 5. installed distributions' METADATA: stage's parser vs independent reading: {right}/{n} = "
+          f"{right / max(1, n):.1%} ({cpu:.2f} CPU s, {resource.names.scancode_lookups} ScanCode name lookups)\n")
+    print("| truth \\ predicted | permissive | non_permissive | no_license |\n|---|---|---|---|")
+    for truth in (PERMISSIVE, NON_PERMISSIVE):
+        print(f"| {truth} | " + " | ".join(str(matrix[truth, p]) for p in (PERMISSIVE, NON_PERMISSIVE, "no_license"))
+              + " |")
+    print(f"\nLeft out (no independent class): {LEFT_OUT['manifests']}\n")
+    for name, declared, expression, predicted in wrong[:cases]:
+        print(f"- {name}: declared {declared}, parsed {expression}, predicted {predicted}")
 
 
 def fetch_npm(data: Path, offline: bool) -> bool:
