@@ -109,9 +109,9 @@ def test_every_shape_is_walked_and_accounted_for(generated: tuple[Path, Path]) -
     assert "façade" in rows[("shapes", "/latin.py")]["content"]
     assert rows[("shapes", "/a/b/c/d/deep.py")]["branch_name"] == "refs/heads/main"
     assert rows[("released", "/src/lib.py")]["branch_name"] == "refs/tags/v2.0"
-    # an empty .txt file is Text, prose: not a language the default config keeps
+    # an empty .txt file is Text (kept by language), with no letters at all: the filters drop it
     assert ledger.select(["path", "stage", "reason", "detail"]).to_pylist() == [
-        {"path": "/empty.txt", "stage": "language", "reason": "excluded_language", "detail": "Text"},
+        {"path": "/empty.txt", "stage": "filters", "reason": "low_alphabetic", "detail": "alphabetic 0.0% < 25%"},
         {"path": "/img.bin", "stage": "decode", "reason": "binary", "detail": "NUL byte in the first 8192 bytes"}]
     walk = manifest["walk"]
     assert walk["submodules_skipped"] == 1

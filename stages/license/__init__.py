@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 from schemas import CLASSIFIED_SCHEMA, WALK_SCHEMA
 from stages.base import Corpus, CorpusStage, Lazy, Reason, Reduced, RowStage, StageResult, split
 from stages.license.cache import CACHE_SCHEMA, SCANCODE_VERSION, LicenseCache
+from stages.license.exact import recognize
 from stages.license.files import LICENSE_FILE_PATTERN, NOT_LICENSE_FILE_PATTERN, is_license_file, license_file_mask
 from stages.license.manifests import (
     MANIFEST_PARSER_VERSION,
@@ -77,7 +78,7 @@ COUNTERS = (
     "license_files", "license_blobs", "scancode_runs", "scancode_cache_hits", "scancode_failures",
     "scancode_timeouts", "scancode_invalid_expressions", "scancode_index_loads", "scancode_cpu_ms",
     "license_files_truncated", "license_file_problems", "manifest_files", "manifest_licenses", "manifest_unresolved",
-    "manifest_unparsable", "manifest_name_lookups", "readme_files", "readme_licenses",
+    "manifest_unparsable", "manifest_name_lookups", "readme_files", "readme_licenses", "exact_matches",
 )
 #: Where a statement comes from: a license file (ScanCode), a package manifest (parsed), a root README's
 #: license section (ScanCode; a fallback), a file's own SPDX-License-Identifier line.
@@ -290,19 +291,24 @@ class License(CorpusStage):
         if truncated:
             content = data[: self.config.max_scan_bytes].decode("utf-8", errors="ignore")
             counters["license_files_truncated"] += 1
-        index, loaded_now = resource.scanner.get_counted()
-        counters["scancode_index_loads"] += int(loaded_now)
         policy = resource.policy
-        counters["scancode_runs"] += 1
-        start = time.process_time()
-        try:
-            raw, timed_out = index.scan(content, self.config.timeout_s)
-        except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
-            counters["scancode_failures"] += 1
-            log.warning("ScanCode raised %s on license blob %s", type(e).__name__, blob_id)
-            return (UNKNOWN,)
-        finally:
-            counters["scancode_cpu_ms"] += int((time.process_time() - start) * 1000)
+        known = None if truncated else recognize(content)  # a common text: ScanCode's answer, no index
+        if known is not None:
+            counters["exact_matches"] += 1
+            raw, timed_out = list(known), False
+        else:
+            index, loaded_now = resource.scanner.get_counted()
+            counters["scancode_index_loads"] += int(loaded_now)
+            counters["scancode_runs"] += 1
+            start = time.process_time()
+            try:
+                raw, timed_out = index.scan(content, self.config.timeout_s)
+            except Exception as e:  # noqa: BLE001 - one bad file must not stop the run
+                counters["scancode_failures"] += 1
+                log.warning("ScanCode raised %s on license blob %s", type(e).__name__, blob_id)
+                return (UNKNOWN,)
+            finally:
+                counters["scancode_cpu_ms"] += int((time.process_time() - start) * 1000)
         expressions = set()
         for expression in raw:
             normal = policy.normalize(expression, detected=True)

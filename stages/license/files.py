@@ -37,6 +37,10 @@ NOT_LICENSE_FILE_PATTERN = (
     r"|(?:^|/)[^/]*licen[cs]es?[-_.]?(?:check|checker|checks|manager|util|utils|helper|helpers|service|plugin|tool"
     r"|tools|key|keys|server|client|api|model|view|controller|generator|parser|validator|scanner|detector|finder)"
     r"(?:[-_.][^/]*)?$"
+    # tools named by what they do to licenses: get_license_types.slurm, update-copyright, check_licenses
+    r"|(?:^|/)(?:get|set|check|update|add|gen|generate|scan|find|fetch|parse|print|show|list|make|build|test|validate"
+    r"|verify|extract|detect|count|write|read|load|save|collect|sync|fix|strip|insert|apply)[-_.][^/]*"
+    r"(?:licen[cs]|copy|notice|legal)[^/]*$"
 )
 #: What every license file path has (a superset of both patterns' matches), for the vectorised prefilter.
 _CANDIDATE = rf"(?:licen|copy|notice|legal)[^/]*(?:/[^/]*){{0,2}}$|(?:^|/){_FAMILY}[^/]*$"

@@ -41,6 +41,16 @@ def texts() -> dict[str, str]:
     return {key: db[key].text for key in keys}
 
 
+def _scanned(text: str) -> str:
+    """``text`` with a line that the exact recogniser does not know, so that ScanCode reads it."""
+    return text + "\n\nThis file is part of the project's distribution.\n"
+
+
+def _detections(counters: dict[str, int]) -> int:
+    """Texts detected: by ScanCode, or recognised exactly before it."""
+    return counters["scancode_runs"] + counters["exact_matches"]
+
+
 @pytest.fixture(scope="module")
 def policy() -> LicensePolicy:
     return LicensePolicy(ignore=LicenseConfig().ignore)
@@ -127,7 +137,8 @@ LICENSE-2.0.txt APACHE-LICENSE-2.0.txt LICENSE.GPLv3 LICENSE.BSD mit-license.txt
 LICENSES/preferred/GPL-2.0 LICENSE_1_0.txt LICENSING.md copying.txt LICENSE.apache2 LICENSE-MIT.txt license
 debian/copyright GPL.txt gpl-3.0.txt MIT.txt Apache-2.0.txt LGPL BSD-3-Clause.md GPL-2.0-or-later.txt
 CC-BY-SA-4.0.txt MPL-2.0 AGPL-3.0-only.txt gpl-2.0+.txt""".split()
-NOT_LICENSE_NAMES = """license_checker.py licenses.go LicenseManager.java license.js licenses.json NOTICE.py legal.go
+NOT_LICENSE_NAMES = """get_license_types.slurm update-copyright check_licenses add_license_header
+license_checker.py licenses.go LicenseManager.java license.js licenses.json NOTICE.py legal.go
 copyright.py check-license.sh license.json LICENSE.pdf README.md README LICENSEE licensed.py unlicensed_users.csv
 THIRD-PARTY-LICENSES THIRD_PARTY_NOTICES.txt ThirdPartyNotices.txt license-checker license_manager.go
 src/licenses/validator.py licenses.rs Licenser.java notices.ts copyrightHeader.java mylicensefile.c licenseUtils.js
@@ -186,8 +197,20 @@ def test_real_license_texts(real: Prepared, key: str, spdx: str, license_type: s
 
 def test_scancode_ran_once_per_distinct_blob(real: Prepared, texts: dict[str, str]) -> None:
     counters = real[3]
-    assert counters["license_files"] == counters["license_blobs"] == counters["scancode_runs"] == len(texts)
+    assert counters["license_files"] == counters["license_blobs"] == _detections(counters) == len(texts)
     assert counters.get("scancode_failures", 0) == 0
+    # ScanCode's own texts are recognised exactly (stages/license/exact.py): the index is never loaded
+    assert counters["exact_matches"] == len(texts) and counters["scancode_index_loads"] == 0
+
+
+def test_texts_not_known_exactly_go_to_scancode(texts: dict[str, str], repos: Repos, tmp_path: Path) -> None:
+    files = [(f"https://x.org/{k}", "/LICENSE", _scanned(texts[k])) for k in ("mit", "gpl-3.0", "bsd-new")]
+    prepared = _prepared(repos, files, tmp_path)
+    assert prepared[3]["scancode_runs"] == 3 and prepared[3]["exact_matches"] == 0
+    assert prepared[3]["scancode_index_loads"] == 1
+    found = _classified(prepared, [(o, "/a.py", "") for o, _, _ in files])
+    assert [found[f"https://x.org/{k}/a.py"] for k in ("mit", "gpl-3.0", "bsd-new")] == [
+        (["MIT"], "permissive"), (["GPL-3.0-only"], "non_permissive"), (["BSD-3-Clause"], "permissive")]
 
 
 # ---------------------------------------------------------------- propagation
@@ -203,7 +226,7 @@ def test_licenses_propagate_down_the_tree_and_stay_in_their_repository(
         (a, "/src/main.py", "print(1)\n"),  # not a license file: the map leaves it out
     ], tmp_path / "cache")
     counters = prepared[3]
-    assert counters["license_files"] == 4 and counters["license_blobs"] == 3 and counters["scancode_runs"] == 3
+    assert counters["license_files"] == 4 and counters["license_blobs"] == 3 and _detections(counters) == 3
     found = _classified(prepared, [
         (a, "/setup.py", ""), (a, "/docs/deep/er/x.md", ""), (a, "/lib/b.py", ""), (a, "/libx/c.py", ""),
         (a, "/lib/vendor/x/y/z.py", ""), (a, "/LICENSE", ""), (b, "/lib/b.py", ""),
@@ -416,7 +439,7 @@ def test_binary_empty_enormous_and_slow_license_files(texts: dict[str, str], rep
     assert found["missing/a.py"] == ([UNKNOWN], "non_permissive")
     assert len(LicenseCache(tmp_path)) == 0  # a truncated scan is never cached
 
-    slow = _prepared(repos, [("slow", "/LICENSE", texts["gpl-2.0"])], tmp_path, timeout_s=1e-9)
+    slow = _prepared(repos, [("slow", "/LICENSE", _scanned(texts["gpl-2.0"]))], tmp_path, timeout_s=1e-9)
     assert slow[3]["scancode_timeouts"] == slow[3]["scancode_failures"] == 1  # the deadline passed before it began
     ids, kind = _classified(slow, [("slow", "/a.py", "")])["slow/a.py"]
     assert UNKNOWN in ids and kind == "non_permissive"
@@ -429,7 +452,7 @@ def test_a_second_run_on_the_same_cache_runs_scancode_zero_times(
 ) -> None:
     files = [("a", "/LICENSE", texts["mit"]), ("b", "/LICENSE", texts["gpl-2.0"])]
     first = _prepared(repos, files, tmp_path / "cache")[3]
-    assert first["scancode_runs"] == 2 and first["scancode_cache_hits"] == 0
+    assert _detections(first) == 2 and first["scancode_cache_hits"] == 0
     assert len(list((tmp_path / "cache").glob("licenses-*.parquet"))) == 1
     second = _prepared(repos, files, tmp_path / "cache")
     assert second[3]["scancode_runs"] == 0 and second[3]["scancode_cache_hits"] == 2
@@ -487,7 +510,7 @@ def test_a_corrupt_cache_file_is_ignored_with_a_warning(
     (tmp_path / "licenses-0123456789abcdef0123456789abcdef.parquet").write_bytes(b"PAR1 not really")
     with caplog.at_level(logging.WARNING, logger="stages.license"):
         prepared = _prepared(repos, files, tmp_path)
-    assert prepared[3]["scancode_runs"] == 1 and prepared[3]["scancode_cache_hits"] == 0
+    assert _detections(prepared[3]) == 1 and prepared[3]["scancode_cache_hits"] == 0
     assert sum("ignored" in r.message for r in caplog.records) == 2
     assert len(LicenseCache(tmp_path)) == 1  # the damaged file was rewritten with the fresh result
     assert _classified(prepared, [("a", "/x.py", "")])["a/x.py"] == (["MIT"], "permissive")
