@@ -4,36 +4,49 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from manifests.summary import human_bytes, language_rows, markdown_table, stage_rows
 
-CHART = "languages.png"
+CHART = "languages.svg"
 _CHART_LANGUAGES = 25  # the largest ones; the table has them all
 
 
 def language_chart(manifest: dict[str, Any], path: Path) -> bool:
-    """A bar chart (PNG) of files and bytes per language; False (no file) when nothing was kept.
-    The PNG carries no timestamp, so the same manifest gives the same bytes."""
+    """A bar chart (SVG, written here: no plotting library to import) of files and bytes per language;
+    False (no file) when nothing was kept. The same manifest gives the same bytes."""
     langs = manifest["languages"]
     if not langs:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    order = sorted(langs, key=lambda k: (-langs[k]["bytes"], k))[:_CHART_LANGUAGES][::-1]
-    height = 1.2 + 0.28 * len(order)
-    fig, (files_ax, bytes_ax) = plt.subplots(1, 2, figsize=(10, height), sharey=True)
-    files_ax.barh(order, [langs[k]["files"] for k in order], color="#4878a8")
-    files_ax.set_xlabel("files")
-    bytes_ax.barh(order, [langs[k]["bytes"] / 2**20 for k in order], color="#e07b39")
-    bytes_ax.set_xlabel("MiB of UTF-8 text")
-    fig.suptitle(f"Version {manifest['version']}: files and bytes per language"
-                 + (f" (largest {_CHART_LANGUAGES})" if len(langs) > _CHART_LANGUAGES else ""))
-    fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    order = sorted(langs, key=lambda k: (-langs[k]["bytes"], k))[:_CHART_LANGUAGES]
+    label_w, panel_w, row_h, top, gap = 170, 300, 22, 48, 40
+    width = label_w + 2 * panel_w + gap + 20
+    height = top + row_h * len(order) + 30
+    title = (f"Version {manifest['version']}: files and bytes per language"
+             + (f" (largest {_CHART_LANGUAGES})" if len(langs) > _CHART_LANGUAGES else ""))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="{width / 2:.0f}" y="20" text-anchor="middle" font-size="15">{escape(title)}</text>',
+    ]
+    panels = (("files", "files", "#4878a8", lambda v: f"{v:,}"),
+              ("bytes", "UTF-8 text", "#e07b39", human_bytes))
+    for p, (key, name, colour, shown) in enumerate(panels):
+        x0 = label_w + p * (panel_w + gap)
+        most = max(langs[k][key] for k in order) or 1
+        parts.append(f'<text x="{x0 + panel_w / 2:.0f}" y="{top - 10}" text-anchor="middle">{name}</text>')
+        for i, language in enumerate(order):
+            value = langs[language][key]
+            y = top + i * row_h
+            bar = max(1.0, (panel_w - 70) * value / most)
+            parts.append(f'<rect class="{key}" x="{x0}" y="{y + 3}" width="{bar:.1f}" height="{row_h - 6}" '
+                         f'fill="{colour}"><title>{escape(language)}: {shown(value)}</title></rect>')
+            parts.append(f'<text x="{x0 + bar + 4:.1f}" y="{y + row_h - 7}">{shown(value)}</text>')
+    for i, language in enumerate(order):
+        parts.append(f'<text x="{label_w - 8}" y="{top + i * row_h + row_h - 7}" '
+                     f'text-anchor="end">{escape(language)}</text>')
+    path.write_text("\n".join([*parts, "</svg>", ""]), encoding="utf-8")
     return True
 
 

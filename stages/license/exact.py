@@ -150,9 +150,17 @@ def build_table() -> dict[str, object]:
 
 
 def main() -> None:
+    """Rebuild both tables derived from the installed ScanCode: the exact texts and the license db."""
+    from stages.license.policy import LICENSE_DB, scancode_licenses
+
     table = build_table()
     TABLE.write_text(json.dumps(table, indent=0, sort_keys=True) + "\n")
     print(f"{TABLE}: {len(table['texts'])} texts, ScanCode {table['scancode_version']}", file=sys.stderr)
+    fields = ("spdx_license_key", "other_spdx_license_keys", "is_exception", "is_deprecated", "category")
+    rows = [[lic[f] for f in fields] for lic in scancode_licenses(use_table=False)]
+    db = {"scancode_version": metadata.version("scancode-toolkit"), "fields": fields, "licenses": rows}
+    LICENSE_DB.write_text(json.dumps(db, separators=(",", ":")) + "\n")
+    print(f"{LICENSE_DB}: {len(db['licenses'])} licenses", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from stages.dedup import (
     candidate_pairs,
     estimated_jaccard,
     exact_jaccard,
+    permutations,
     shingle_hashes,
     signatures,
     survivor_rank,
@@ -35,6 +36,14 @@ def test_batch_signatures_equal_datasketch_one_document_at_a_time(texts: list[st
         if len(hashes):
             reference.update_batch([int(h) for h in hashes])
         assert np.array_equal(reference.hashvalues, sig)
+
+
+@pytest.mark.parametrize(("num_perm", "seed"), [(256, 1), (128, 42), (64, 0), (1, 7)])
+def test_permutations_are_datasketchs(num_perm: int, seed: int) -> None:
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    mine = permutations(num_perm, seed)
+    assert np.array_equal(mine[0], a) and np.array_equal(mine[1], b)
+    assert mine[0].dtype == mine[1].dtype == np.uint32
 
 
 def test_tokens_and_shingles() -> None:

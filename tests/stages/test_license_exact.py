@@ -93,3 +93,12 @@ def test_the_answer_is_scancodes_own_on_a_real_looking_file(shipped, name: str) 
     file = "Copyright (c) 2021 The Example Project Authors\n\n" + text
     detections = detect_licenses(index=get_index(), query_string=file, unknown_licenses=True)
     assert exact.recognize(file) == tuple(sorted({d.license_expression_spdx for d in detections}))
+
+
+def test_the_license_db_table_is_scancodes_own() -> None:
+    """The policy reads ScanCode's license db from a table written for the installed ScanCode: it
+    must be what ScanCode's own license files give."""
+    from stages.license.policy import scancode_licenses
+
+    table = scancode_licenses()
+    assert len(table) > 2000 and table == scancode_licenses(use_table=False)
