@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import ahocorasick
 import phonenumbers
 
 from stages.redact.patterns import (
@@ -80,6 +81,23 @@ class BudgetExceeded(Exception):
 
 
 
+def _word_automaton() -> ahocorasick.Automaton:
+    """The prefilter's words (``_CANDIDATE_WORDS``, ``_PHONE_WORDS``) as one automaton: each value is
+    (length, whether it is a phone word). Built once; only read afterwards (``iter`` is thread-safe)."""
+    automaton = ahocorasick.Automaton()
+    for word in _CANDIDATE_WORDS:
+        automaton.add_word(word, (len(word), False))
+    for word in _PHONE_WORDS:
+        if word in _CANDIDATE_WORDS:
+            raise ValueError(f"{word!r} is a candidate word and a phone word")
+        automaton.add_word(word, (len(word), True))
+    automaton.make_automaton()
+    return automaton
+
+
+_PREFILTER_WORDS = _word_automaton()
+
+
 def _candidates(text: str) -> list[int]:
     """Sorted positions in ``text`` where something to redact may start.
 
@@ -88,20 +106,15 @@ def _candidates(text: str) -> list[int]:
     """
     positions = [m.start() for pattern in _CANDIDATE_PATTERNS for m in pattern.finditer(text)]
     lower = text.lower()
-    for word in _CANDIDATE_WORDS:
-        i = lower.find(word)
-        while i >= 0:
-            # "author" is not "auth" (emails on author lines are found by their "@")
-            if word != "auth" or not lower.startswith("author", i) or lower.startswith("authoriz", i):
-                positions.append(i)
-            i = lower.find(word, i + 1)
-    lines: dict[int, list[int]] = {}  # line start → where its card and phone numbers start
     number_hits = [m.start() for pattern in _NUMBER_PATTERNS for m in pattern.finditer(text)]
-    for word in _PHONE_WORDS:
-        i = lower.find(word)
-        while i >= 0:
+    for end, (length, is_phone_word) in _PREFILTER_WORDS.iter(lower):  # every word in one pass (Aho-Corasick)
+        i = end - length + 1
+        if is_phone_word:
             number_hits.append(i)
-            i = lower.find(word, i + 1)
+        # "author" is not "auth" (emails on author lines are found by their "@")
+        elif not lower.startswith("author", i) or lower.startswith("authoriz", i):
+            positions.append(i)
+    lines: dict[int, list[int]] = {}  # line start → where its card and phone numbers start
     for pos in number_hits:
         start = text.rfind("\n", 0, pos) + 1
         if start not in lines:

@@ -35,8 +35,9 @@ _CANDIDATE_PATTERNS = [
     re.compile(r"\"(?=[A-Za-z+/=_-]{0,60}\d)[A-Za-z0-9+/=_-]{20}"),
     re.compile(r"'(?=[A-Za-z+/=_-]{0,60}\d)[A-Za-z0-9+/=_-]{20}"),
     re.compile(r"-us\d"),  # Mailchimp
-    re.compile(r"AC[0-9a-f]{32}|SK[0-9a-f]{32}"),  # Twilio
-    re.compile(r"\dQ~"),  # Azure client secrets
+    re.compile(r"AC[0-9a-f]{32}"),  # Twilio (two patterns, each led by its literal: an alternation is 6x slower)
+    re.compile(r"SK[0-9a-f]{32}"),
+    re.compile(r"Q~(?<=\dQ~)"),  # Azure client secrets: led by the literal, the digit checked behind it
 ]
 #: Card and phone numbers' prefilter: hits the card and phone detectors confirm on their line before the
 #: line is looked at by every detector (digit runs are common; cards and phone numbers are not).
