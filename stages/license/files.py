@@ -37,6 +37,13 @@ NOT_LICENSE_FILE_PATTERN = (
     r"|(?:^|/)[^/]*licen[cs]es?[-_.]?(?:check|checker|checks|manager|util|utils|helper|helpers|service|plugin|tool"
     r"|tools|key|keys|server|client|api|model|view|controller|generator|parser|validator|scanner|detector|finder)"
     r"(?:[-_.][^/]*)?$"
+    # project documents a licenses/ folder also holds (PEP 639 wheels list README, CHANGELOG, AUTHORS as
+    # "license files"): not license texts, and long (ScanCode took 15 s on one CHANGELOG)
+    r"|(?:^|/)licen[cs]es?/(?:[^/]+/)?[^/]*(?:changelog|changes|history|readme|authors|contributors|code.of.conduct"
+    r"|contributing|news|todo|security|maintainers|thanks)[^/]*$"
+    # pages and lists about licenses: templates/license_list.html, license-details.html
+    r"|(?:^|/)[^/]*licen[cs]es?[-_.]?(?:list|details|page|form|dialog|widget|template|report|summary|overview)"
+    r"(?:[-_.][^/]*)?$"
     # tools named by what they do to licenses: get_license_types.slurm, update-copyright, check_licenses
     r"|(?:^|/)(?:get|set|check|update|add|gen|generate|scan|find|fetch|parse|print|show|list|make|build|test|validate"
     r"|verify|extract|detect|count|write|read|load|save|collect|sync|fix|strip|insert|apply)[-_.][^/]*"

@@ -138,6 +138,8 @@ LICENSES/preferred/GPL-2.0 LICENSE_1_0.txt LICENSING.md copying.txt LICENSE.apac
 debian/copyright GPL.txt gpl-3.0.txt MIT.txt Apache-2.0.txt LGPL BSD-3-Clause.md GPL-2.0-or-later.txt
 CC-BY-SA-4.0.txt MPL-2.0 AGPL-3.0-only.txt gpl-2.0+.txt""".split()
 NOT_LICENSE_NAMES = """get_license_types.slurm update-copyright check_licenses add_license_header
+LICENSES/CHANGELOG.rst x-1.0.dist-info/licenses/README.rst licenses/AUTHORS.rst licenses/p7zip/src-history.txt
+templates/license_list.html license-details.html LICENSES/CODE_OF_CONDUCT.md
 license_checker.py licenses.go LicenseManager.java license.js licenses.json NOTICE.py legal.go
 copyright.py check-license.sh license.json LICENSE.pdf README.md README LICENSEE licensed.py unlicensed_users.csv
 THIRD-PARTY-LICENSES THIRD_PARTY_NOTICES.txt ThirdPartyNotices.txt license-checker license_manager.go
