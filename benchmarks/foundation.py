@@ -97,7 +97,7 @@ def make_repos(work: Path, min_bytes: int) -> tuple[list[Path], int]:
 
 
 class MemorySampler(threading.Thread):
-    """Peak RSS of each child process (the Dask workers) of this process, sampled every 50 ms."""
+    """Peak RSS of the run's process and of each of its children (the Dask workers), sampled every 50 ms."""
 
     def __init__(self, root_pid: int) -> None:
         super().__init__(daemon=True)
@@ -118,8 +118,7 @@ class MemorySampler(threading.Thread):
                     times = proc.cpu_times()
                 except psutil.Error:
                     continue
-                if proc.pid != self.root.pid:
-                    self.peaks[proc.pid] = max(self.peaks.get(proc.pid, 0), rss)
+                self.peaks[proc.pid] = max(self.peaks.get(proc.pid, 0), rss)
                 self.cpu[proc.pid] = times.user + times.system
             time.sleep(0.05)
 
@@ -155,7 +154,9 @@ def timed_run(export: Path, output: Path, workers: int, config: Path) -> dict:
         "wall": wall,
         "walk": walk_done or wall,
         "cpu": sum(sampler.cpu.values()),
-        "rss": max(sorted(sampler.peaks.values(), reverse=True)[:workers]) / 2**20,
+        # the workers' peak; a one-worker run works in the driver's own process (no worker processes)
+        "rss": max(sorted((v for p, v in sampler.peaks.items() if p != proc.pid), reverse=True)[:workers]
+                   or [sampler.peaks.get(proc.pid, 0)]) / 2**20,
         "manifest": manifest,
     }
 
