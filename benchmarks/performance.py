@@ -89,7 +89,7 @@ SECTIONS = (
         "dedup", "Dedup at scale",
         "MinHash signatures and SHA-256 per core, then the foundation export taken several times under "
         "other origin URLs (forks), built on two workers with a memory limit each.",
-        ("-m", "benchmarks.dedup_scale", "--copies", "2", "--memory-limit", "1GiB", "--work", f"{WORK}/foundation"),
+        ("-m", "benchmarks.dedup_scale", "--copies", "2", "--memory-limit", "2GiB", "--work", f"{WORK}/foundation"),
     ),
     Section(
         "lookup", "lookup on a million files",

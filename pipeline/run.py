@@ -125,6 +125,8 @@ def run_version(
     except OSError as e:
         raise PipelineError(f"{output}: cannot write the output folder ({e.strerror})") from e
 
+    from distributed.scheduler import KilledWorker
+
     from pipeline.graph import build, dask_client  # dask is imported only when a build runs
 
     flow = build_flow(store_url, config, effective, output / LICENSE_CACHE, store_options, metadata)
@@ -134,8 +136,16 @@ def run_version(
         if in_process:
             log(f"dask: one worker in this process, {threads} thread(s)"
                 + (" (a small export: [execution] in_process_below_mb)" if workers is None else ""))
-        with dask_client(workers, scheduler, memory_limit, threads, in_process) as client:
-            report = build(export, flow, staging, config, client, log, reuse, as_of)
+        try:
+            with dask_client(workers, scheduler, memory_limit, threads, in_process) as client:
+                report = build(export, flow, staging, config, client, log, reuse, as_of)
+        except KilledWorker:
+            limit = "" if memory_limit == "auto" else f" (--memory-limit {memory_limit})"
+            raise PipelineError(
+                f"version {version} not written: Dask workers died running the same task several times, most "
+                f"likely out of memory{limit}; a worker that scans license texts needs ~1.5 GiB for ScanCode's "
+                "index: give workers more memory, or run fewer of them; finished partitions are kept for a rerun"
+            ) from None
         shutil.rmtree(staging / WORK, ignore_errors=True)
         LicenseCache(output / LICENSE_CACHE).compact()  # one file of ScanCode results, for the next version
         opt_out_info = None if registry is None else {"entries": len(registry), "carried": carried}

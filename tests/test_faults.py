@@ -3,6 +3,7 @@
 import resource
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from manifests.manifest import read_manifest, verify
@@ -38,3 +39,23 @@ def test_an_output_folder_that_cannot_be_created_is_a_one_line_error(stdlib_expo
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"error: {blocker / 'out'}: cannot write the output folder (Not a directory)"]
+
+
+def test_workers_that_die_of_memory_are_a_one_line_error(tmp_path: Path) -> None:
+    """A license text only ScanCode can read, on workers capped under its index's ~1.4 GiB: Dask's nanny
+    kills each worker that loads it, the task fails on every worker, and the user reads one line."""
+    from licensedcode.models import load_licenses
+
+    from pipeline.cli import main
+    from tests.test_dedup_graph import commit
+
+    text = load_licenses()["mit"].text + "\nThis file is part of the project's distribution.\n"
+    commit(tmp_path / "repo", {"LICENSE": text, "a.py": "print('hello')\n"}, "2024-01-01T00:00:00Z")
+    assert main(["export-git", str(tmp_path / "repo"), "--out", str(tmp_path / "export")]) == 0
+    command = [sys.executable, "-m", "pipeline", "run", "--version", "1", "--input", str(tmp_path / "export"),
+               "--output", str(tmp_path / "out"), "--workers", "2", "--memory-limit", "700MiB"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2
+    assert "Dask workers died running the same task several times, most likely out of memory" in done.stderr
+    assert "Traceback" not in done.stderr and "--memory-limit 700MiB" in done.stderr
+    assert not (tmp_path / "out" / "v1").exists()
