@@ -133,7 +133,7 @@ def run_section(section: Section) -> str:
         raise SystemExit(f"{shown}: exit {done.returncode}\n{done.stderr[-3000:]}")
     return (f"<!-- bench:{section.name} -->\n## {section.title}\n\n{section.about}\n\n```\n{shown}\n```\n"
             f"Measured at commit `{commit()}` on {dt.date.today().isoformat()} ({machine()}; the command "
-            f"took {took / 60:.0f} min).\n\n{done.stdout.strip()}\n<!-- /bench:{section.name} -->\n")
+            f"took {took / 60:.1f} min).\n\n{done.stdout.strip()}\n<!-- /bench:{section.name} -->\n")
 
 
 def splice(page: str, name: str, text: str) -> str:
