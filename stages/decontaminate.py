@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from pipeline.errors import PipelineError
+from pipeline.table_files import read_table_file
 from stages.base import Reason, RowStage, StageResult, split
 
 _SPACE = re.compile(r"\s+")
@@ -82,21 +83,10 @@ def humaneval() -> Benchmark:
 def read_benchmark(path: str | Path) -> Benchmark:
     """A benchmark file (JSONL or Parquet); PipelineError naming it on anything a user must fix."""
     path = Path(path)
+    table = read_table_file(path, ("jsonl", "parquet"), "benchmark")
     try:
         data = path.read_bytes()
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-        elif path.suffix in (".jsonl", ".json", ".ndjson"):
-            import pyarrow.json as pj
-
-            table = pj.read_json(path)
-        else:
-            raise PipelineError(f"{path}: a benchmark must be .jsonl or .parquet")
-    except PipelineError:
-        raise
-    except (OSError, pa.ArrowException) as e:
+    except OSError as e:
         raise PipelineError(f"{path}: cannot read the benchmark ({e})") from e
     id_column = next((c for c in _ID_COLUMNS if c in table.column_names), None)
     ids = [str(v) for v in table[id_column].to_pylist()] if id_column else [str(i) for i in range(table.num_rows)]

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from pipeline.errors import PipelineError
 from pipeline.optout import normalize_url
+from pipeline.table_files import read_table_file
 from schemas import METADATA_FIELDS
 from stages.base import RowStage, StageResult, empty_ledger
 
@@ -45,25 +46,7 @@ def read_metadata(path: str | Path) -> pa.Table:
     """The metadata file as ``key`` (normalised origin URL or ``owner/name``) + METADATA_FIELDS,
     sorted by key; PipelineError naming the file on anything a user must fix."""
     path = Path(path)
-    try:
-        if path.suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-        elif path.suffix == ".csv":
-            import pyarrow.csv as csv
-
-            table = csv.read_csv(path)
-        elif path.suffix in (".jsonl", ".json", ".ndjson"):
-            import pyarrow.json as pj
-
-            table = pj.read_json(path)
-        else:
-            raise PipelineError(f"{path}: repository metadata must be .parquet, .csv or .jsonl")
-    except PipelineError:
-        raise
-    except (OSError, pa.ArrowException) as e:
-        raise PipelineError(f"{path}: cannot read the repository metadata ({e})") from e
+    table = read_table_file(path, ("parquet", "csv", "jsonl"), "repository metadata")
     table = table.rename_columns([ALIASES.get(c, c) for c in table.column_names])
     key_column = next((k for k in _KEYS if k in table.column_names), None)
     if key_column is None:
