@@ -28,17 +28,6 @@ PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAzq8xK2mP4vN7bR1tY5wL9cH
        "Zq8xK2mP4vN7bR1tY5wL9cH3jF6dS0aG2eU4Zq8xK2mP4vN7bR1tY5wL9c\n-----END RSA PRIVATE KEY-----")
 
 
-@pytest.fixture(scope="module")
-def redact() -> Redact:
-    return Redact()
-
-
-@pytest.fixture(scope="module")
-def plugins(redact: Redact) -> dict[str, Any]:
-    """The stage's resource: detect-secrets' plugins, built once for the module."""
-    return redact.setup()
-
-
 @pytest.mark.parametrize(
     ("path", "line", "secret", "tag"),
     [

@@ -23,16 +23,6 @@ JCB = "3530 1113 3330 0018"
 UNIONPAY = "6212345678901265"
 
 
-@pytest.fixture(scope="module")
-def redact() -> Redact:
-    return Redact()
-
-
-@pytest.fixture(scope="module")
-def plugins(redact: Redact) -> dict[str, Any]:
-    return redact.setup()
-
-
 def run(redact: Redact, plugins: dict[str, Any], text: str, path: str = "app.py") -> tuple[str, dict[str, int]]:
     out, counts = redact.redact(text, path, plugins)
     return out, dict(counts)
@@ -223,3 +213,18 @@ def test_the_same_card_everywhere_in_a_file_gets_the_same_tag(redact, plugins) -
     out, counts = run(redact, plugins, text)
     assert out == f"a = '<CREDIT_CARD>'\nb = '<CREDIT_CARD>'\nc = '{bare}00'\n"
     assert counts == {"credit_card": 2}
+
+
+def test_the_shared_prefilter_automaton_gives_each_thread_its_own_answer() -> None:
+    """The prefilter's word automaton is one module-level, read-only value used by every thread of a
+    worker: eight threads at once get what one thread alone gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from stages.redact.detectors import _candidates
+
+    texts = [f"token = 'x{i}'\npassword: hunter{i}\ncall (415) 867-53{i:02d}\nauthor: a{i}\n" * (i + 1)
+             for i in range(40)]
+    alone = [_candidates(t) for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(5):
+            assert list(pool.map(_candidates, texts)) == alone
