@@ -128,6 +128,13 @@ class CorpusStage(ABC):
     def apply(self, rows: pa.Table, resource: Any, reduced: pa.Table) -> StageResult:
         """Split ``rows`` by what the reduce decided about them."""
 
+    def after_reduce(self, resource: Any) -> None:
+        """Called once the reduce is done, in every process that holds this stage's resource, while
+        no task runs: drop what only the reduce needed (ScanCode's index, ~1 GB, is needed by the
+        License reduce and by nothing after it). The resource must stay usable: anything dropped
+        loads again if it is asked for (a resumed or a second run)."""
+        return None
+
 
 Stage = RowStage | CorpusStage
 
@@ -211,6 +218,12 @@ class Lazy(Generic[T]):
                     self._value = self._load()
                     self._loaded = loaded_now = True
         return self._value, loaded_now  # type: ignore[return-value]
+
+    def release(self) -> bool:
+        """Drop the value (the next ``get`` loads it again); whether there was one to drop."""
+        with self._lock:
+            had, self._value, self._loaded = self._loaded, None, False
+        return had
 
 
 def split(

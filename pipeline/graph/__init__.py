@@ -33,7 +33,15 @@ from dask.distributed import Client
 
 from manifests.reports import BuildReport, PartitionReport, WriteReport
 from pipeline.config import Config
-from pipeline.graph.cluster import dask_client, give_back_memory, phase_bar, run_with_bar, to_arrow, to_pandas
+from pipeline.graph.cluster import (
+    after_reduce,
+    dask_client,
+    give_back_memory,
+    phase_bar,
+    run_with_bar,
+    to_arrow,
+    to_pandas,
+)
 from pipeline.graph.corpus import CorpusContext, DaskCorpus, meta
 from pipeline.graph.export_walk import Walk
 from pipeline.orc import Export
@@ -186,6 +194,7 @@ def build(
             with phase_bar(f"{stage.name} reduce") as bar:
                 reduced = stage.reduce(DaskCorpus(keys, schema, stage, replace(context, tick=bar.update)))
                 _write_reduced(reduced.rows, work, stage.name)
+            after_reduce(client, stage)
             report.phases[f"{stage.name} reduce"] = time.perf_counter() - started
             schemas[stage.name] = reduced.schema
             report.reduces[stage.name] = reduced.counters
@@ -210,6 +219,7 @@ def build(
             reduced = stage.reduce(DaskCorpus(keys, keys_schema(stage), stage, replace(context, tick=bar.update)))
             rows = reduced.rows.persist()
             _write_reduced(rows, work, stage.name)
+        after_reduce(client, stage)
         report.phases[f"{stage.name} reduce"] = time.perf_counter() - started
         frame = rows.frame  # type: ignore[attr-defined]
         dropped_before.append(frame[frame["reason"].notnull()][["bucket", "row"]])

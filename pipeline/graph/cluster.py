@@ -69,6 +69,14 @@ def give_back_memory() -> None:
         pa.jemalloc_set_decay_ms(0)
 
 
+def after_reduce(client: Client, stage: Any) -> int:
+    """``stage.after_reduce`` on every worker that holds its resource (ScanCode's index leaves every
+    worker once the License reduce is done); how many did. Called between phases, no task running."""
+    from pipeline.resources import after_reduce as release
+
+    return sum(bool(done) for done in client.run(release, stage).values())
+
+
 @contextmanager
 def phase_bar(desc: str) -> Iterator[Any]:
     """A progress bar (on a terminal only) for a phase whose length is not known ahead: it counts the

@@ -56,7 +56,7 @@ from stages.license.manifests import (
     root_readme_mask,
 )
 from stages.license.policy import NO_LICENSE, NON_PERMISSIVE, PERMISSIVE, PERMISSIVE_CATEGORIES, LicensePolicy
-from stages.license.scancode import Scanner
+from stages.license.scancode import Scanner, release_index
 from stages.license.spdx import SPDX_TAG, spdx_expressions
 
 __all__ = [
@@ -325,6 +325,11 @@ class License(CorpusStage):
         else:
             cache.put(blob_id, sorted(expressions))
         return tuple(sorted(expressions))
+
+    def after_reduce(self, resource: LicenseResource) -> None:
+        """ScanCode's index (~1 GB) served the reduce only: the apply needs the policy, not ScanCode."""
+        if resource.scanner.release():
+            release_index()
 
     # -- apply: per batch
     def apply(self, rows: pa.Table, resource: LicenseResource, reduced: pa.Table) -> StageResult:

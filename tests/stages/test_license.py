@@ -215,6 +215,33 @@ def test_texts_not_known_exactly_go_to_scancode(texts: dict[str, str], repos: Re
         (["MIT"], "permissive"), (["GPL-3.0-only"], "non_permissive"), (["BSD-3-Clause"], "permissive")]
 
 
+def test_after_the_reduce_scancodes_index_leaves_the_process_and_comes_back_if_asked(
+    texts: dict[str, str], repos: Repos, tmp_path: Path
+) -> None:
+    """The ~1 GB index serves the reduce only: ``after_reduce`` drops it (ScanCode's own module-level
+    cache included, which is what holds the memory); a later scan loads it again, same answers."""
+    import licensedcode.cache
+
+    from pipeline import resources
+
+    files = [("https://x.org/mit", "/LICENSE", _scanned(texts["mit"]))]
+    stage, resource, _, counters = _prepared(repos, files, tmp_path / "a")
+    assert counters["scancode_index_loads"] == 1 and licensedcode.cache._LICENSE_CACHE is not None
+    stage.after_reduce(resource)
+    assert not resource.scanner.loaded and licensedcode.cache._LICENSE_CACHE is None
+    again = _prepared(repos, [("https://x.org/gpl", "/COPYING", _scanned(texts["gpl-3.0"]))], tmp_path / "b")
+    assert again[3]["scancode_index_loads"] == 1
+    assert _classified(again, [("https://x.org/gpl", "/a.py", "")])["https://x.org/gpl/a.py"] == (
+        ["GPL-3.0-only"], "non_permissive")
+    again[0].after_reduce(again[1])
+    assert licensedcode.cache._LICENSE_CACHE is None
+    # through the per-process resource table, as every worker runs it between phases
+    fresh = repos.stage(tmp_path / "c")
+    assert resources.after_reduce(fresh) is False  # this process never set it up: nothing to drop
+    resources.resource(fresh)
+    assert resources.after_reduce(fresh) is True
+
+
 # ---------------------------------------------------------------- propagation
 def test_licenses_propagate_down_the_tree_and_stay_in_their_repository(
     texts: dict[str, str], repos: Repos, tmp_path: Path
