@@ -3,12 +3,16 @@
 import gzip
 import inspect
 import json
+import re
+import sys
 import textwrap
 from importlib import resources
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.errors import PipelineError
 from stages.decontaminate import Decontaminate, DecontaminateConfig, normalise, read_benchmark
@@ -66,3 +70,13 @@ def test_a_benchmark_of_ones_own(tmp_path: Path) -> None:
     (tmp_path / "bad.txt").write_text("x")
     with pytest.raises(PipelineError, match="must be .jsonl or .parquet"):
         read_benchmark(tmp_path / "bad.txt")
+
+
+@given(st.text(alphabet=st.sampled_from(" \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000a\u00e9_;")))
+def test_normalise_is_every_whitespace_run_as_one_space(text: str) -> None:
+    assert normalise(text) == re.sub(r"\s+", " ", text).strip()
+
+
+def test_python_whitespace_and_re_whitespace_are_the_same_code_points() -> None:
+    space = re.compile(r"\s")
+    assert all((space.match(chr(c)) is not None) == chr(c).isspace() for c in range(sys.maxunicode + 1))
