@@ -1,9 +1,11 @@
 import datetime as dt
 import random
+import re
 
 import numpy as np
 import pyarrow as pa
 import pytest
+import xxhash
 from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from stages.dedup import (
     candidate_pairs,
     estimated_jaccard,
     exact_jaccard,
+    minhash,
     permutations,
     shingle_hashes,
     signatures,
@@ -53,6 +56,122 @@ def test_tokens_and_shingles() -> None:
     assert len(shingle_hashes("a a a a a a a a a a", 5)) == 1  # one repeated token: one shingle
     # order matters: the same words in another order are other shingles
     assert set(shingle_hashes("a b c d e f", 5)).isdisjoint(shingle_hashes("f e d c b a", 5))
+
+
+def _reference_shingles(text: str, ngram: int) -> np.ndarray:
+    """``shingle_hashes`` as it was, one document at a time: the definition the batch path keeps."""
+    words = re.findall(r"\w+", text.lower())
+    if len(words) < ngram:
+        return np.empty(0, dtype=np.uint32)
+    token_hashes = np.array([xxhash.xxh3_64_intdigest(w.encode()) for w in words], dtype=np.uint64)
+    n = len(words) - ngram + 1
+    combined = np.zeros(n, dtype=np.uint64)
+    mix = np.uint64(0x9E3779B97F4A7C15)
+    for k in range(ngram):
+        part = token_hashes[k : k + n]
+        combined = (combined * mix) ^ ((part << np.uint64(k + 1)) | (part >> np.uint64(63 - k)))
+    return np.unique((combined ^ (combined >> np.uint64(32))).astype(np.uint32))
+
+
+def _reference_signatures(texts: list[str], config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One document at a time, in uint64 arithmetic: fmix32, then ``(a * h + b) mod 2**32``, then the minimum."""
+    a, b = (p.astype(np.uint64) for p in permutations(config.num_perm, config.seed))
+    sigs = np.full((len(texts), config.num_perm), 0xFFFFFFFF, dtype=np.uint64)
+    counts = []
+    for i, text in enumerate(texts):
+        h = _reference_shingles(text, config.ngram).astype(np.uint64)
+        counts.append(len(h))
+        if len(h):
+            m = np.uint64(0xFFFFFFFF)
+            h ^= h >> np.uint64(16)
+            h = (h * np.uint64(0x85EBCA6B)) & m
+            h ^= h >> np.uint64(13)
+            h = (h * np.uint64(0xC2B2AE35)) & m
+            h ^= h >> np.uint64(16)
+            sigs[i] = ((a[:, None] * h[None, :] + b[:, None]) & m).min(axis=1)
+    return sigs.astype(np.uint32), np.array(counts, dtype=np.int64)
+
+
+_VARIED = [
+    "",
+    "   ...   ",
+    "a b c d",  # fewer tokens than the n-gram
+    "a b c d e",
+    "a a a a a a a a a a a a",  # one repeated token
+    "x = y\n" * 50,  # repeated lines
+    "İstanbul KELVIN \u212a ǅungla ﬁle straße ÀÉÎ Ωmega",  # lowercasing that changes lengths or leaves ASCII
+    "日本語 テキスト の 例 です\u3000ね 漢字_かな １２３ ٣٤٥ ⅷ ²³",  # CJK, ideographic space, other digits
+    "e\u0301te\u0301 cafe\u0301 na\u00efve a\u00a0b\u2003c\u200bd·e‿f",  # combining marks, odd spaces
+    "lone \ud800 surrogate \udfff x\ud83dy z w v",
+    "emoji 🎉 party 🎉 𝔸𝔹ℂ 𐐀𐐨 end of it",  # astral planes, Deseret capital (lowercases to a letter)
+    "snake_case CamelCase __dunder__ 0x1F 3.14 a1b2 _ __",
+    "\n".join(f"line {i} of {i % 7}" for i in range(300)),
+]
+
+
+def _random_texts(rng: random.Random, count: int) -> list[str]:
+    alphabet = "ab cd_E.ñ\u0130\u212aé\u3000中1\n\t"
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 60))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("ngram", [1, 2, 5])
+def test_batch_signatures_equal_the_per_document_reference(ngram: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect
+    import json as module
+
+    config = DedupConfig(ngram=ngram, num_perm=64, bands=8, rows=8)
+    rng = random.Random(ngram)
+    texts = _VARIED + _random_texts(rng, 400) + [inspect.getsource(module)] + _VARIED
+    expected = _reference_signatures(texts, config)
+    for chunk, rows in [(1 << 17, 8), (7, 3), (1, 64), (100, 5)]:  # one block; a text across blocks
+        monkeypatch.setattr(minhash, "_CHUNK", chunk)
+        monkeypatch.setattr(minhash, "_ROWS", rows)
+        sigs, counts = signatures(texts, config)
+        assert sigs.flags.c_contiguous and sigs.dtype == np.uint32 and counts.dtype == np.int64
+        assert np.array_equal(counts, expected[1]) and np.array_equal(sigs, expected[0])
+    for text in texts:
+        assert np.array_equal(shingle_hashes(text, ngram), _reference_shingles(text, ngram))
+        assert np.array_equal(minhash._shingles([text], ngram)[0], _reference_shingles(text, ngram))
+    assert signatures([], config)[0].shape == (0, 64) and len(signatures([], config)[1]) == 0
+    for few in (["", ""], ["", "a"], ["a b", "c"]):
+        sigs, counts = signatures(few, config)
+        assert np.array_equal(sigs, _reference_signatures(few, config)[0])
+        assert np.array_equal(counts, _reference_signatures(few, config)[1])
+
+
+def test_batch_signatures_equal_the_reference_on_real_files_in_big_batches() -> None:
+    from pathlib import Path
+
+    texts, size = [], 0
+    for path in sorted(Path(random.__file__).parent.glob("*.py")):  # the standard library's sources
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        texts += [text, text[: len(text) // 3]]  # a near copy too
+        size += len(text)
+        if size > 1_500_000:
+            break
+    sigs, counts = signatures(texts, CONFIG)
+    expected, expected_counts = _reference_signatures(texts, CONFIG)
+    assert counts.sum() > minhash._CHUNK  # more shingles than one numpy block
+    assert np.array_equal(counts, expected_counts) and np.array_equal(sigs, expected)
+
+
+def test_tokens_of_every_code_point_are_the_regexs() -> None:
+    # every code point, lowercase or not, word or not, between ASCII words: one-token shingles are
+    # exactly the hashes of ``tokens``
+    everything = "".join(chr(c) + (" x" if c % 5 == 0 else "") for c in range(0x110000))
+    for start in range(0, len(everything), 200_000):
+        piece = everything[start : start + 200_000]
+        assert np.array_equal(minhash._shingles([piece], 1)[0], _reference_shingles(piece, 1))
+        assert np.array_equal(shingle_hashes(piece, 3), _reference_shingles(piece, 3))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=80), min_size=0, max_size=8), st.integers(1, 4))
+def test_batch_shingles_equal_the_reference_on_any_text(texts: list[str], ngram: int) -> None:
+    hashes, counts = minhash._shingles(texts, ngram)
+    expected = [_reference_shingles(t, ngram) for t in texts]
+    assert counts.tolist() == [len(e) for e in expected]
+    assert np.array_equal(hashes, np.concatenate([np.empty(0, np.uint32), *expected]))
 
 
 def test_estimate_tracks_true_jaccard_on_real_near_copies() -> None:
