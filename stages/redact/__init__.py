@@ -27,8 +27,10 @@
 
 Speed: detect-secrets line by line is ~0.05 MB/s. Here one compiled prefilter pass over each file
 finds candidate positions; the detectors run only on the lines around them (a bounded window on
-long lines), and the values they confirm are then replaced everywhere in the file in one pass, so
-the same value always gets the same replacement. Values never leave this package: not in counters,
+long lines), each of their patterns only where the literals it cannot match without are
+(``patterns._GATES``, found with one Aho-Corasick pass over the segment), and the values they
+confirm are then replaced everywhere in the file in one pass, so the same value always gets the
+same replacement. Values never leave this package: not in counters,
 ledger details, logs or exceptions.
 
 Layout: ``patterns`` holds the compiled patterns and word lists, ``detectors`` the prefilter, the
@@ -51,14 +53,20 @@ import pyarrow as pa
 from schemas import PII_TYPE, with_pii
 from stages.base import Reason, RowStage, StageResult, binary_array, split
 from stages.redact.detectors import (
+    _CONFIG_KEYWORD_GATE,
+    _KEYWORD_GATE,
+    _OWN_KEY_GATED,
     BudgetExceeded,
     _candidates,
     _cards,
     _emails,
+    _gate_words,
+    _gated_regexes,
     _is_fake,
     _is_high_entropy_secret,
     _is_placeholder,
     _load_plugins,
+    _open,
     _phones,
     _public_ips,
     _redact_pem_blocks,
@@ -71,7 +79,6 @@ from stages.redact.patterns import (
     _CONFIG_KEYWORD,
     _HIGH_ENTROPY,
     _LOCK_FILES,
-    _OWN_KEY_PATTERNS,
     _PASSWORD_WORD,
     _PHONE_GATE,
     _TYPE_NAME,
@@ -188,22 +195,26 @@ class Redact(RowStage):
             yield text[start:end]
 
     def _find(self, segment: str, path: str, plugins: dict[str, Any]) -> Iterator[tuple[str, str]]:
-        """(value, kind) for everything to redact in ``segment``."""
+        """(value, kind) for everything to redact in ``segment``.
+
+        A pattern runs only where its gate's words are (``detectors._open``): the others cannot match there.
+        """
         lock_file = posixpath.basename(path).lower() in _LOCK_FILES
-        for plugin in plugins["regex"]:
-            basic_auth = plugin.secret_type == "Basic Auth Credentials"
-            for regex in plugin.denylist:
-                for match in regex.finditer(segment):
-                    value = _secret_of(match, basic_auth)
-                    # basic-auth passwords can be short; other tokens have a fixed, long shape
-                    if basic_auth and _is_placeholder(value) or len(value) < 8 and not basic_auth:
-                        continue
-                    if not _is_fake(value):
-                        yield value, KEY
-        for match in _BASIC_AUTH.finditer(segment):
-            if not _is_placeholder(match.group(1)):
-                yield match.group(1), KEY
-        for pattern in _OWN_KEY_PATTERNS:
+        sensitive, insensitive = _gate_words(segment)
+        gated = plugins.get("regex_gated") or _gated_regexes(plugins["regex"])
+        for regex, basic_auth, _ in _open(gated, sensitive, insensitive):
+            for match in regex.finditer(segment):
+                value = _secret_of(match, basic_auth)
+                # basic-auth passwords can be short; other tokens have a fixed, long shape
+                if basic_auth and _is_placeholder(value) or len(value) < 8 and not basic_auth:
+                    continue
+                if not _is_fake(value):
+                    yield value, KEY
+        if "://" in segment:
+            for match in _BASIC_AUTH.finditer(segment):
+                if not _is_placeholder(match.group(1)):
+                    yield match.group(1), KEY
+        for pattern, _ in _open(_OWN_KEY_GATED, sensitive, insensitive):
             for match in pattern.finditer(segment):
                 value = match.group(match.lastindex or 0)
                 if not _is_fake(value):
@@ -212,8 +223,8 @@ class Redact(RowStage):
         yield from _cards(segment)
         if _PHONE_GATE.search(segment):
             yield from _phones(segment)
-        yield from self._keywords(segment, path, plugins)
-        if not lock_file:
+        yield from self._keywords(segment, path, plugins, insensitive)
+        if not lock_file and ('"' in segment or "'" in segment):
             for match in _HIGH_ENTROPY.finditer(segment):
                 value = match.group(2)
                 before = segment[max(0, match.start() - 30) : match.start()]
@@ -222,12 +233,20 @@ class Redact(RowStage):
         yield from _emails(segment, self.config.keep_author_emails)
         yield from _public_ips(segment)
 
-    def _keywords(self, segment: str, path: str, plugins: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    def _keywords(
+        self, segment: str, path: str, plugins: dict[str, Any], insensitive: set[str] | None = None
+    ) -> Iterator[tuple[str, str]]:
+        """Keyword detections; ``insensitive``: the case-insensitive gate words in ``segment``
+        (``detectors._gate_words``; None: not known, or not an ASCII segment)."""
         extension = posixpath.splitext(path)[1][1:].lower()
         if extension in _CODE_EXTENSIONS:
+            if insensitive is not None and insensitive.isdisjoint(_KEYWORD_GATE):
+                return  # none of detect-secrets' keywords (api_key, password, secret, ...) is there
             regexes = plugins["keyword_regexes"](path)
             candidates = [(v, segment) for v in plugins["keyword"].analyze_string(segment, regexes)]
         else:
+            if insensitive is not None and insensitive.isdisjoint(_CONFIG_KEYWORD_GATE):
+                return
             # a value runs to the next space or quote (YAML and .env allow '#' inside); drop a list's trailing comma
             matches = _CONFIG_KEYWORD.finditer(segment)
             candidates = [(m.group("value").rstrip(",;)]}"), m.group("name")) for m in matches]

@@ -24,6 +24,7 @@ from stages.redact.patterns import (
     _CARD_ID_BEFORE,
     _CARD_ISSUERS,
     _CARD_RUN,
+    _CONFIG_KEYWORD_WORDS,
     _DATE_LIKE,
     _DIGEST_NAME,
     _DOTTED_PHONE,
@@ -31,12 +32,15 @@ from stages.redact.patterns import (
     _EXPRESSION,
     _FICTIONAL,
     _FILE_TLDS,
+    _GATES,
     _HASH_LENGTHS,
     _HEX,
     _ID_NAME,
     _IPV4,
     _IPV6,
+    _KEYWORD_WORDS,
     _NUMBER_PATTERNS,
+    _OWN_KEY_PATTERNS,
     _PEM_BEGIN,
     _PEM_MAX_CHARS,
     _PHONE_CANDIDATE,
@@ -74,6 +78,7 @@ from stages.redact.patterns import (
 
 _NUMBER_WINDOW = 1000  # as RedactConfig.window_chars / 2
 _NOT_DIGIT = re.compile(r"[^0-9]")
+_FOUR_DIGITS = re.compile(r"\d{4}")  # as _CARD's \d: any Unicode digit
 
 
 class BudgetExceeded(Exception):
@@ -96,6 +101,77 @@ def _word_automaton() -> ahocorasick.Automaton:
 
 
 _PREFILTER_WORDS = _word_automaton()
+
+
+#: A pattern's gate: (case-insensitive, groups of words); the segment must hold a word of every group. No groups:
+#: the pattern runs on every segment.
+Gate = tuple[bool, tuple[frozenset[str], ...]]
+
+
+def _gate_of(pattern: re.Pattern[str]) -> Gate:
+    """``pattern``'s gate (``patterns._GATES``); a pattern missing there has none, and runs on every segment."""
+    ignore_case, groups = _GATES.get(pattern.pattern, (False, ()))
+    return ignore_case, tuple(frozenset(group) for group in groups)
+
+
+def _gate_automata() -> tuple[ahocorasick.Automaton, ahocorasick.Automaton]:
+    """The gates' words as two automata, the case-sensitive ones and the case-insensitive ones (looked for in
+    the lowercased segment); each value is its word. Built once; only read afterwards."""
+    sensitive, insensitive = ahocorasick.Automaton(), ahocorasick.Automaton()
+    for ignore_case, groups in _GATES.values():
+        for word in (w for group in groups for w in group):
+            if ignore_case and word != word.lower():
+                raise ValueError(f"{word!r}: a case-insensitive gate word must be lowercase")
+            (insensitive if ignore_case else sensitive).add_word(word, word)
+    for word in (*_KEYWORD_WORDS, *_CONFIG_KEYWORD_WORDS):
+        insensitive.add_word(word, word)
+    sensitive.make_automaton()
+    insensitive.make_automaton()
+    return sensitive, insensitive
+
+
+_GATE_SENSITIVE, _GATE_INSENSITIVE = _gate_automata()
+_KEYWORD_GATE = frozenset(_KEYWORD_WORDS)
+_CONFIG_KEYWORD_GATE = frozenset(_CONFIG_KEYWORD_WORDS)
+
+
+def _gate_words(segment: str) -> tuple[set[str], set[str] | None]:
+    """The gates' words in ``segment``: the case-sensitive ones, and the case-insensitive ones, or None where
+    ``segment`` is not ASCII (there every case-insensitive gate stays open)."""
+    sensitive = {word for _, word in _GATE_SENSITIVE.iter(segment)}
+    if not segment.isascii():
+        return sensitive, None
+    return sensitive, {word for _, word in _GATE_INSENSITIVE.iter(segment.lower())}
+
+
+def _open(gated: list[tuple[Any, ...]], sensitive: set[str], insensitive: set[str] | None) -> list[tuple[Any, ...]]:
+    """The entries of ``gated`` (each ending with its pattern's ``Gate``) whose pattern may match in the segment
+    with these gate words (``_gate_words``), in their order."""
+    out = []
+    for entry in gated:
+        ignore_case, groups = entry[-1]
+        if groups:
+            words = insensitive if ignore_case else sensitive
+            if words is not None:
+                if not words:
+                    continue
+                for group in groups:
+                    if words.isdisjoint(group):
+                        break
+                else:
+                    out.append(entry)
+                continue
+        out.append(entry)
+    return out
+
+
+_OWN_KEY_GATED = [(pattern, _gate_of(pattern)) for pattern in _OWN_KEY_PATTERNS]
+
+
+def _gated_regexes(regex_plugins: list[Any]) -> list[tuple[re.Pattern[str], bool, Gate]]:
+    """(pattern, whether it is basic auth's, its gate) for every pattern of detect-secrets' regex plugins."""
+    return [(regex, plugin.secret_type == "Basic Auth Credentials", _gate_of(regex))
+            for plugin in regex_plugins for regex in plugin.denylist]
 
 
 def _candidates(text: str) -> list[int]:
@@ -165,8 +241,13 @@ def _secret_of(match: re.Match[str], basic_auth: bool) -> str:
 
 
 def _public_ips(segment: str) -> Iterator[tuple[str, str]]:
-    for pattern in (_IPV4, _IPV6):
-        for match in pattern.finditer(segment):
+    for pattern, separator, lead in ((_IPV4, ".", 3), (_IPV6, ":", 4)):
+        # an address's first separator is at most ``lead`` characters after its start: the search starts there
+        # (the lookbehinds still see what is before it), which spares it trying every position before
+        first = segment.find(separator)
+        if first < 0:
+            continue
+        for match in pattern.finditer(segment, max(0, first - lead)):
             value = match.group(0)
             # slices ([::2], [1:2:3]) parse as IPv6: ask for three groups, as real addresses have
             if pattern is _IPV6 and sum(1 for group in value.split(":") if group) < 3:
@@ -212,7 +293,11 @@ def _is_high_entropy_secret(value: str, before: str, base64_entropy: float, hex_
 def _emails(segment: str, keep_author_emails: bool) -> Iterator[tuple[str, str]]:
     if keep_author_emails and re.search(r"(?i)author|maintainer", segment):
         return
-    for match in _EMAIL.finditer(segment):
+    at = segment.find("@")
+    if at < 0:
+        return
+    # a local part is at most 64 characters: no address starts before that much ahead of the first "@"
+    for match in _EMAIL.finditer(segment, max(0, at - 64)):
         if _URL_USERINFO.search(segment, max(0, match.start() - 200), match.start()):
             continue  # scheme://user:password@host: the password is a key, found by the basic-auth detector
         local, domain = match.group(1), match.group(2)
@@ -245,7 +330,12 @@ def is_card_number(digits: str) -> bool:
 
 
 def _cards(segment: str) -> Iterator[tuple[str, str]]:
-    for match in _CARD.finditer(segment):
+    # every card number starts with 4 digits: the search starts at the first 4 (_CARD's lookbehinds still see
+    # what is before it), which spares it trying the lookbehinds at every position before
+    first = _FOUR_DIGITS.search(segment)
+    if first is None:
+        return
+    for match in _CARD.finditer(segment, first.start()):
         value = match.group(0)
         digits = value.replace(" ", "").replace("-", "")
         if not is_card_number(digits):
@@ -388,4 +478,5 @@ def _load_plugins() -> dict[str, Any]:
     def keyword_regexes(path: str) -> Any:
         return REGEX_BY_FILETYPE.get(determine_file_type(path))
 
-    return {"regex": regex_plugins, "keyword": KeywordDetector(), "keyword_regexes": keyword_regexes}
+    return {"regex": regex_plugins, "regex_gated": _gated_regexes(regex_plugins), "keyword": KeywordDetector(),
+            "keyword_regexes": keyword_regexes}

@@ -23,8 +23,8 @@ PUBLIC_RESOLVERS = frozenset({
 
 # The prefilter finds every place worth a closer look. Each pattern starts with a literal, so the
 # regex engine skips to it at memchr speed (one big alternation measured 4 MB/s); keywords are
-# found with str.find on the lowercased text. Every quantifier is bounded: no input makes a
-# pattern backtrack more than a constant per position.
+# found in one Aho-Corasick pass over the lowercased text (``detectors._PREFILTER_WORDS``). Every
+# quantifier is bounded: no input makes a pattern backtrack more than a constant per position.
 _CANDIDATE_PATTERNS = [
     re.compile(r"@[\w-]{1,63}\."),  # email domains
     re.compile(r"\.\d{1,3}\.\d{1,3}\.\d"),  # dotted quads, from the first dot
@@ -74,6 +74,77 @@ _OWN_KEY_PATTERNS = [
     re.compile(r"(?i:aws.{0,20}?(?:secret|key).{0,20}?[=:]\s{0,4}[\"']?)([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
     re.compile(r"(?i:xox[abposr]-)[0-9A-Za-z-]{10,200}"),
 ]
+#: The literals each key pattern (ours and detect-secrets' plugins', by pattern text) cannot match without:
+#: (case-insensitive, groups), where every group must have one of its words in the text. A pattern is run on a
+#: segment only if its words are there (``detectors._gates``), which leaves its matches as they are: a pattern
+#: missing here always runs. Case-insensitive words are lowercase and looked for in an ASCII segment's
+#: ``lower()``; on any other segment those patterns always run, as Unicode case folding matches more than
+#: ``str.lower`` finds (``ſ`` is ``s``, the Kelvin sign is ``k``). Key-sounding names: ``api_key``, ``pwd``, ...
+_KEY_NAME = ("key", "pw", "pass", "token")
+_GATES: dict[str, tuple[bool, tuple[tuple[str, ...], ...]]] = {
+    # ours (_OWN_KEY_PATTERNS)
+    _OWN_KEY_PATTERNS[0].pattern: (False, (("github_pat_",),)),
+    _OWN_KEY_PATTERNS[1].pattern: (False, (("glpat-",),)),
+    _OWN_KEY_PATTERNS[2].pattern: (False, (("npm_",),)),
+    _OWN_KEY_PATTERNS[3].pattern: (False, (("AIza",),)),
+    _OWN_KEY_PATTERNS[4].pattern: (False, (("Q~",),)),
+    _OWN_KEY_PATTERNS[5].pattern: (False, (("k_test_",),)),
+    _OWN_KEY_PATTERNS[6].pattern: (False, (("k_live_",),)),
+    _OWN_KEY_PATTERNS[7].pattern: (False, (("eyJ",),)),
+    _OWN_KEY_PATTERNS[8].pattern: (True, (("aws",), ("secret", "key"))),
+    _OWN_KEY_PATTERNS[9].pattern: (True, (("xox",),)),
+    # detect-secrets 1.5's plugins (a pattern of another version that is not here runs on every segment)
+    r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}": (False, (("A3T", "ABIA", "ACCA", "AKIA", "ASIA"),)),
+    r"aws.{0,20}?(?:key|pwd|pw|password|pass|token).{0,20}?[\'\"]([0-9a-zA-Z/+]{40})[\'\"]": (True, (("aws",),
+                                                                                                 _KEY_NAME)),
+    r'(?:\s|=|:|"|^)AKC[a-zA-Z0-9]{10,}(?:\s|"|$)': (False, (("AKC",),)),
+    r'(?:\s|=|:|"|^)AP[\dABCDEF][a-zA-Z0-9]{8,}(?:\s|"|$)': (False, (("AP",),)),
+    r"AccountKey=[a-zA-Z0-9+\/=]{88}": (False, (("AccountKey=",),)),
+    r"://[^:/\?\#\[\]@!\$\&'\(\)\*\+,;=\s]+:([^:/\?\#\[\]@!\$\&'\(\)\*\+,;=\s]+)@": (False, (("://",),)),
+    r'(?:(?<=\W)|(?<=^))(?:\[|)(?:"|\'|)(?:cloudant|cl|clou)(?:_|-|)(?:api|)(?:key|pwd|pw|password|pass|token)'
+    r'(?:"|\'|)(?:\]|)(?: *)(?:=|:|:=|=>| +|::)(?: *)(?:"|\'|)([0-9a-f]{64})(?:"|\'|)': (True, (("cl",), _KEY_NAME)),
+    r'(?:(?<=\W)|(?<=^))(?:\[|)(?:"|\'|)(?:cloudant|cl|clou)(?:_|-|)(?:api|)(?:key|pwd|pw|password|pass|token)'
+    r'(?:"|\'|)(?:\]|)(?: *)(?:=|:|:=|=>| +|::)(?: *)(?:"|\'|)([a-z]{24})(?:"|\'|)': (True, (("cl",), _KEY_NAME)),
+    r"(?:https?\:\/\/)[\w\-]+\:([0-9a-f]{64})\@[\w\-]+\.cloudant\.com": (True, (("://",), ("cloudant.com",))),
+    r"(?:https?\:\/\/)[\w\-]+\:([a-z]{24})\@[\w\-]+\.cloudant\.com": (True, (("://",), ("cloudant.com",))),
+    r"(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9_]{36}": (False, (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),)),
+    r"(glpat|gldt|glft|glsoat|glrt)-[A-Za-z0-9_\-]{20,50}(?!\w)": (False, (("glpat-", "gldt-", "glft-", "glsoat-",
+                                                                             "glrt-"),)),
+    r"GR1348941[A-Za-z0-9_\-]{20,50}(?!\w)": (False, (("GR1348941",),)),
+    r"glcbt-([0-9a-fA-F]{2}_)?[A-Za-z0-9_\-]{20,50}(?!\w)": (False, (("glcbt-",),)),
+    r"glimt-[A-Za-z0-9_\-]{25}(?!\w)": (False, (("glimt-",),)),
+    r"glptt-[A-Za-z0-9_\-]{40}(?!\w)": (False, (("glptt-",),)),
+    r"glagent-[A-Za-z0-9_\-]{50,1024}(?!\w)": (False, (("glagent-",),)),
+    r"gloas-[A-Za-z0-9_\-]{64}(?!\w)": (False, (("gloas-",),)),
+    r'(?:(?<=\W)|(?<=^))(?:\[|)(?:"|\'|)(?:ibm(?:_|-|)cloud(?:_|-|)iam|cloud(?:_|-|)iam|ibm(?:_|-|)cloud|ibm(?:_|-|)iam'
+    r'|ibm|iam|cloud|)(?:_|-|)(?:api|)(?:_|-|)(?:key|pwd|password|pass|token)(?:"|\'|)(?:\]|)(?: *)(?:=|:|:=|=>| +|::)'
+    r'(?: *)(?:"|\'|)([a-zA-Z0-9_\-]{44}(?![a-zA-Z0-9_\-]))(?:"|\'|)': (True, (_KEY_NAME,)),
+    r'(?:(?<=\W)|(?<=^))(?:\[|)(?:"|\'|)(?:(?:ibm)?[-_]?cos[-_]?(?:hmac)?|)(?:_|-|)(?:secret[-_]?(?:access)?[-_]?key)'
+    r'(?:"|\'|)(?:\]|)(?: *)(?:=|:|:=|=>| +|::)(?: *)(?:"|\'|)([a-f0-9]{48}(?![a-f0-9]))(?:"|\'|)': (True, (("secret",),
+                                                                                                       ("key",))),
+    r"eyJ[A-Za-z0-9-_=]+\.[A-Za-z0-9-_=]+\.?[A-Za-z0-9-_.+/=]*?": (False, (("eyJ",),)),
+    r"[0-9a-z]{32}-us[0-9]{1,2}": (False, (("-us",),)),
+    r"\/\/.+\/:_authToken=\s*((npm_.+)|([A-Fa-f0-9-]{36})).*": (False, (("/:_authToken=",),)),
+    r"sk-[A-Za-z0-9-_]*[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}": (False, (("sk-",), ("T3BlbkFJ",))),
+    r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9-_]{70,}": (False, (("pypi-AgEIcHlwaS5vcmc",),)),
+    r"pypi-AgENdGVzdC5weXBpLm9yZw[A-Za-z0-9-_]{70,}": (False, (("pypi-AgENdGVzdC5weXBpLm9yZw",),)),
+    r"SG\.[a-zA-Z0-9_-]{22}\.[a-zA-Z0-9_-]{43}": (False, (("SG.",),)),
+    r"xox(?:a|b|p|o|s|r)-(?:\d+-)+[a-z0-9]+": (True, (("xox",),)),
+    r"https://hooks\.slack\.com/services/T[a-zA-Z0-9_]+/B[a-zA-Z0-9_]+/[a-zA-Z0-9_]+": (True, (
+        ("https://hooks.slack.com/services/",),)),
+    r'(?:(?<=\W)|(?<=^))(?:\[|)(?:"|\'|)(?:softlayer|sl)(?:_|-|)(?:api|)(?:_|-|)(?:key|pwd|password|pass|token)'
+    r'(?:"|\'|)(?:\]|)(?: *)(?:=|:|:=|=>| +|::)(?: *)(?:"|\'|)([a-z0-9]{64})(?:"|\'|)': (True, (("sl", "softlayer"),
+                                                                                                 _KEY_NAME)),
+    r"(?:http|https)://api.softlayer.com/soap/(?:v3|v3.1)/([a-z0-9]{64})": (True, (("://",), ("softlayer",))),
+    r"sq0csp-[0-9A-Za-z\\\-_]{43}": (False, (("sq0csp-",),)),
+    r"(?:r|s)k_live_[0-9a-zA-Z]{24}": (False, (("k_live_",),)),
+    r"AC[a-z0-9]{32}": (False, (("AC",),)),
+    r"SK[a-z0-9]{32}": (False, (("SK",),)),
+}
+#: The words without which detect-secrets' keyword detector finds nothing (each of its DENYLIST names holds one:
+#: api_?key, db_?pass, password, pwd, secret, contraseña, ...), and _CONFIG_KEYWORD (ours, on other files).
+_KEYWORD_WORDS = ("key", "pass", "pwd", "secret", "contrase")
+_CONFIG_KEYWORD_WORDS = ("pass", "pwd", "secret", "token", "key", "credential")
 #: scheme://user:password@host. RFC 3986 allows sub-delimiters (!$&'()*+,;=) in the password, which
 #: detect-secrets' basic-auth plugin refuses; a raw '#' is taken too, since people paste them.
 _BASIC_AUTH = re.compile(r"://[^\s/?#@:]{1,128}:([^\s/@]{1,256})@(?=[\w.\[-])")

@@ -206,3 +206,98 @@ def _rows(texts: list[str]) -> pa.Table:
         "length_bytes": [len(t.encode()) for t in texts], "src_encoding": ["UTF-8"] * n, "content": texts,
     })
     return pa.table(base, schema=DECODED_SCHEMA)
+
+
+def test_every_gate_matches_its_pattern_and_case(plugins: dict[str, Any]) -> None:
+    """A gate (patterns._GATES) names the pattern it is for by its exact text, and is case-insensitive exactly
+    when that pattern is; detect-secrets' patterns that have none run everywhere (a few are left so on purpose)."""
+    import re
+
+    from stages.redact.detectors import _OWN_KEY_GATED
+    from stages.redact.patterns import _GATES
+
+    gated = plugins["regex_gated"] + [(p, False, g) for p, g in _OWN_KEY_GATED]
+    assert sum(1 for _, _, (_, groups) in gated if groups) >= 40
+    for regex, _, (ignore_case, groups) in gated:
+        if regex.pattern in _GATES:
+            assert ignore_case == bool(regex.flags & re.IGNORECASE) or regex.pattern.startswith("(?i"), regex.pattern
+        for group in groups:
+            assert group and all(word == word.lower() for word in group) or not ignore_case
+
+
+def _token(alphabet: str, n: int, seed: int) -> str:
+    """A made-up token of ``n`` characters of ``alphabet`` (random, so no detector takes it for a mask)."""
+    import random
+
+    rng = random.Random(seed)
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+_LOWER, _HEX = "abcdefghijklmnopqrstuvwxyz", "0123456789abcdef"
+_ALNUM = _LOWER + _LOWER.upper() + "0123456789"
+LOWER24, LOWER_ALNUM64, HEX48, HEX64, TOKEN44 = (_token(_LOWER, 24, 1), _token(_LOWER + "0123456789", 64, 2),
+                                                  _token(_HEX, 48, 3), _token(_HEX, 64, 4), _token(_ALNUM, 44, 5))
+# Lines for the gate tests: every detector's shapes, in other cases, and with letters that Unicode case folding
+# matches but str.lower() does not find (long s, Kelvin sign, dotted and dotless i).
+GATE_LINES = [
+    f'AWS_ACCESS_KEY_ID = "{AWS_ID}"', f"aws_secret_access_key = {AWS_SECRET}", f"AWS_SECRET_KEY: '{AWS_SECRET}'",
+    f"Aws_Key = '{AWS_SECRET}'", f"token: {GITHUB}", f"t = '{GITHUB_PAT}'", SLACK, SLACK.upper(), SLACK_HOOK,
+    SLACK_HOOK.upper(), f"key='{STRIPE}'", SENDGRID, f"//registry.npmjs.org/:_authToken={NPM}", GCP, JWT,
+    "glpat-" + TOKEN44[:20], "GR1348941" + TOKEN44[:25], "AC" + HEX64[:32], "SK" + HEX48[:32], HEX64[:32] + "-us12",
+    "AccountKey=" + TOKEN44 * 2, ' "AKC' + TOKEN44[:12] + '"', " AP6" + TOKEN44[:10] + " ", "sq0csp-" + TOKEN44[:43],
+    "sk-" + TOKEN44[:20] + "T3BlbkFJ" + TOKEN44[20:40], "pypi-AgEIcHlwaS5vcmc" + TOKEN44 * 2,
+    "abc8Q~" + TOKEN44[:32], "MNO" + TOKEN44[:22] + ".abQ1_x." + TOKEN44[:27], "123456789:" + TOKEN44[:35],
+    f"cloudant_password = '{LOWER24}'", f"CL_API_KEY: {HEX64}", f"https://u:{LOWER24}@h.cloudant.com",
+    f"ibm_cloud_iam_key = {TOKEN44}", f"IBM_COS_HMAC_SECRET_ACCESS_KEY: {HEX48}", f"softlayer_api_key = {HEX64}",
+    f"SL_TOKEN: {LOWER_ALNUM64}", f"https://api.softlayer.com/soap/v3/{LOWER_ALNUM64}",
+    f"cloudant_ſecret = '{LOWER24}'", f"cl_\u212aey = '{LOWER24}'", f"ıbm_cloud_ıam_\u212aey = {TOKEN44}",
+    "\u212aey: Xk9#mQ2$vL7p", 'paſſword = "Tr0ub4dor&3xK"', 'İ_password = "Tr0ub4dor&3xK"', "ſecret: hunter2hunter",
+    'DATABASE_PASSWORD = "Tr0ub4dor&3xK"', "  passwd: Xk9#mQ2$vL7p", "ENV API_KEY=8fK2mQ9xLp4RtZ7w",
+    'contrasena = "Tr0ub4dor&3xK"', 'contraseña = "Tr0ub4dor&3xK"', "Credentials: c0rrectH0rseBatt",
+    f'SECRET_KEY = "{DJANGO}"', 'engine = create_engine("postgresql://admin:Tr0ub4dor3x@db.internal:5432/app")',
+    "mail jane.developer@corp-mail.io or " + _token(_LOWER, 70, 6) + "@gmail.com", "josé.müller@exämple.de",
+    "host 23.45.67.89 and 2a01:4f8:abcd::1234, v1.2.3.4", "card 4539 1488 0343 6467, tel: (415) 867-5309",
+    "int x = 0; // nothing here", "",
+]
+
+
+@pytest.mark.parametrize("path", ["/a.py", "/b.js", "/c.yaml", "/.env", "/d.json", "/e.go", "/f.cpp", "/yarn.lock"])
+def test_gates_change_no_finding(
+    redact: Redact, plugins: dict[str, Any], monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """The gates and the searches started after the first separator (emails, addresses, cards) only skip
+    work: with every gate open and every search from the start, each line gives the same findings."""
+    import random
+    import re
+
+    import stages.redact as stage_module
+    from stages.redact import detectors
+
+    rng = random.Random(path)
+    lines = GATE_LINES + ["  ".join(rng.sample(GATE_LINES, 3)) for _ in range(60)]
+    gated = [list(redact._find(line, path, plugins)) for line in lines]
+    assert sum(1 for found in gated if found) > len(GATE_LINES) // 2
+    monkeypatch.setattr(stage_module, "_gate_words", lambda segment: (set(), None))
+    monkeypatch.setattr(stage_module, "_open", lambda entries, sensitive, insensitive: list(entries))
+    monkeypatch.setattr(detectors, "_FOUR_DIGITS", re.compile(""))
+    real_find = str.find
+
+    class FromStart(str):
+        """A segment whose first "@", "." and ":" are reported at 0: every search starts at the beginning."""
+
+        def find(self, sub: str, *args: Any) -> int:
+            return 0 if sub in ("@", ".", ":") and not args and sub in self else real_find(self, sub, *args)
+
+    ungated = [list(redact._find(FromStart(line), path, plugins)) for line in lines]
+    assert gated == ungated
+
+
+def test_the_keyword_gate_holds_a_word_of_each_detect_secrets_keyword() -> None:
+    """detect-secrets' keyword detector runs only on segments with one of _KEYWORD_WORDS: each of its names has one
+    (a version that adds a name without one must extend the gate)."""
+    from detect_secrets.plugins.keyword import DENYLIST
+
+    from stages.redact.patterns import _KEYWORD_WORDS
+
+    for name in DENYLIST:
+        assert any(word in name for word in _KEYWORD_WORDS), name
