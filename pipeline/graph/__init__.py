@@ -139,7 +139,7 @@ def _write_reduced(rows: Any, work: Path, stage: str) -> None:
 
 
 def _counters_line(counters: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counters.items() if v) or "nothing to do"
+    return ", ".join(f"{k} {v}" for k, v in counters.items() if v) or "done"
 
 
 def build(
