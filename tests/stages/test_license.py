@@ -227,8 +227,12 @@ def test_after_the_reduce_scancodes_index_leaves_the_process_and_comes_back_if_a
     files = [("https://x.org/mit", "/LICENSE", _scanned(texts["mit"]))]
     stage, resource, _, counters = _prepared(repos, files, tmp_path / "a")
     assert counters["scancode_index_loads"] == 1 and licensedcode.cache._LICENSE_CACHE is not None
+    from stages.license import candidates
+
+    assert candidates._RULE_SETS  # the index's rule sets for the candidate step, built with it
     stage.after_reduce(resource)
     assert not resource.scanner.loaded and licensedcode.cache._LICENSE_CACHE is None
+    assert not candidates._RULE_SETS  # they leave with it
     again = _prepared(repos, [("https://x.org/gpl", "/COPYING", _scanned(texts["gpl-3.0"]))], tmp_path / "b")
     assert again[3]["scancode_index_loads"] == 1
     assert _classified(again, [("https://x.org/gpl", "/a.py", "")])["https://x.org/gpl/a.py"] == (
