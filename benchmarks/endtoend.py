@@ -117,7 +117,7 @@ def run(export: Path | None, output: Path) -> dict:
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") and export is not None else []
     command = [*pin, sys.executable, "-m", "pipeline", "run", "--version", "bench", "--output", str(output),
                "--workers", "1", *(["--input", str(export)] if export else [])]
-    result = measure(command)
+    result = measure(command, marks=("license:",))  # the License reduce logs its counters when done
     if result.rc:
         raise SystemExit(f"{' '.join(command)}: exit {result.rc}")
     manifest = json.loads((output / "vbench" / "manifest.json").read_text())
@@ -129,6 +129,16 @@ def row(name: str, repos: str, r: dict) -> str:
     mb = m["walk"]["content_bytes"] / 1e6
     return (f"| {name} | {repos} | {m['walk']['files']:,} | {mb:.1f} | {t.cpu_s:.1f} | {t.wall_s:.1f} "
             f"| **{mb / t.cpu_s:.1f}** | {t.peak_pss_mb:.0f} | {m['totals']['files_kept']:,} |")
+
+
+def phases(r: dict) -> str:
+    """Each phase's wall seconds (one core: about its CPU seconds) and the memory peaks before and after
+    the License reduce ends (ScanCode's index leaves the workers then)."""
+    walls = r["manifest"]["timings"]["phases_wall_s"]
+    peaks = r["run"].phase_peaks_mb
+    parts = ", ".join(f"{name} {s:.1f} s" for name, s in walls.items())
+    return (f"{parts}; peak PSS up to the end of the license reduce {peaks.get('start', 0):.0f} MB, "
+            f"after it {peaks.get('license:', 0):.0f} MB")
 
 
 def shares(r: dict) -> str:
@@ -161,6 +171,9 @@ def main() -> None:
     print("\nShare of the CPU time per stage (the rest: start-up, walk, reduces, writing):")
     for name, _, r in results:
         print(f"- {name}: {shares(r)}")
+    print("\nPhases (wall seconds) and memory before and after the License reduce ends:")
+    for name, _, r in results:
+        print(f"- {name}: {phases(r)}")
 
 
 if __name__ == "__main__":

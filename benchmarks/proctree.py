@@ -16,8 +16,9 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -28,6 +29,9 @@ class TreeRun:
     wall_s: float
     peak_pss_mb: float
     peak_processes: int
+    #: peak summed PSS (MB) per phase, when ``measure`` was given ``marks``: a phase starts at the
+    #: first line of the command's standard error that starts with its mark (the first phase: "start")
+    phase_peaks_mb: dict[str, float] = field(default_factory=dict)
 
 
 def _children(pid: int) -> list[int]:
@@ -54,23 +58,37 @@ def _pss_kb(pid: int) -> int:
 
 
 def measure(command: list[str], interval: float = 0.05, env: dict[str, str] | None = None,
-            quiet: bool = True) -> TreeRun:
-    """Run ``command`` to its end; its tree's CPU seconds, wall seconds and peak summed PSS."""
+            quiet: bool = True, marks: tuple[str, ...] = ()) -> TreeRun:
+    """Run ``command`` to its end; its tree's CPU seconds, wall seconds and peak summed PSS (and, with
+    ``marks``, the peak of each phase those lines of its standard error start: ``TreeRun.phase_peaks_mb``)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen(command, stdout=out, stderr=out, env=env)
-    peak, peak_n = 0, 0
+    err = subprocess.PIPE if marks else out
+    process = subprocess.Popen(command, stdout=out, stderr=err, env=env, text=bool(marks))
+    phase = ["start"]
+    if marks:
+        def follow() -> None:  # the phase is the last mark seen; lines are echoed unless quiet
+            for line in process.stderr:  # type: ignore[union-attr]
+                for mark in marks:
+                    if line.startswith(mark) and mark not in phase:
+                        phase.append(mark)
+                if not quiet:
+                    sys.stderr.write(line)
+        threading.Thread(target=follow, daemon=True).start()
+    peak, peak_n, peaks = 0, 0, {}
     while process.poll() is None:
         pids = _children(process.pid)
         total = sum(_pss_kb(p) for p in pids)
         if total > peak:
             peak, peak_n = total, len(pids)
+        peaks[phase[-1]] = max(peaks.get(phase[-1], 0), total)
         time.sleep(interval)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return TreeRun(process.returncode, round(cpu, 2), round(wall, 2), round(peak / 1024, 1), peak_n)
+    return TreeRun(process.returncode, round(cpu, 2), round(wall, 2), round(peak / 1024, 1), peak_n,
+                   {k: round(v / 1024, 1) for k, v in peaks.items()})
 
 
 def main() -> None:
