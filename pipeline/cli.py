@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--opt-out", type=Path, default=None, metavar="FILE",
                      help="opt-out registry (docs/license.md; default: [opt_out] registry in the config). "
                           "Repositories opted out by an earlier version in OUTPUT stay out")
+    run.add_argument("--license-cache", type=Path, default=None, metavar="DIR",
+                     help="folder of license detection results, keyed by blob SHA-1 and ScanCode version "
+                          "(default: OUTPUT/.cache/licenses); give several output folders the same one and "
+                          "a license text scanned for one is never scanned again for another")
     run.add_argument("--as-of", type=_iso_date, default=None, metavar="DATE",
                      help="build from the archive as it stood at DATE (ISO 8601): per origin, the latest full "
                           "visit at or before it")
@@ -263,6 +267,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             threads=args.threads,
             storage_options=_storage_options(args.storage_option),
             repo_metadata=args.repo_metadata,
+            license_cache=args.license_cache,
         )
         return 0
     if args.command == "lookup":

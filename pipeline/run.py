@@ -8,6 +8,7 @@ that looks like a finished version.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import shutil
 import sys
@@ -75,6 +76,7 @@ def run_version(
     threads: int = 1,
     storage_options: dict[str, Any] | None = None,
     repo_metadata: Path | None = None,
+    license_cache: Path | None = None,
 ) -> Path:
     """Build ``version`` of the dataset from the export at ``input_url``; returns its folder.
 
@@ -129,7 +131,14 @@ def run_version(
 
     from pipeline.graph import build, dask_client  # dask is imported only when a build runs
 
-    flow = build_flow(store_url, config, effective, output / LICENSE_CACHE, store_options, metadata)
+    license_cache = license_cache if license_cache is not None else output / LICENSE_CACHE
+    try:
+        license_cache.mkdir(parents=True, exist_ok=True)
+        if not os.access(license_cache, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as e:
+        raise PipelineError(f"{license_cache}: cannot write the license cache ({e.strerror})") from e
+    flow = build_flow(store_url, config, effective, license_cache, store_options, metadata)
     try:
         small = export.total_bytes() < config.execution.in_process_below_mb * 1e6
         in_process = scheduler is None and (workers == 1 or (workers is None and small))
@@ -147,7 +156,7 @@ def run_version(
                 "index: give workers more memory, or run fewer of them; finished partitions are kept for a rerun"
             ) from None
         shutil.rmtree(staging / WORK, ignore_errors=True)
-        LicenseCache(output / LICENSE_CACHE).compact()  # one file of ScanCode results, for the next version
+        LicenseCache(license_cache).compact()  # one file of ScanCode results, for the next version
         opt_out_info = None if registry is None else {"entries": len(registry), "carried": carried}
         manifest = assemble_manifest(version, identity, config.to_dict(), [s.name for s in flow], report,
                                      opt_out_info)

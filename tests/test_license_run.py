@@ -79,6 +79,32 @@ def test_scancode_runs_once_per_distinct_text_and_never_again_in_the_next_versio
         s["path"]: s["sha256"] for s in read_manifest(built / "v2")["shards"]}
 
 
+def test_output_folders_given_one_license_cache_share_its_results(built: Path, tmp_path: Path) -> None:
+    export, shared = built.parent / "export", tmp_path / "shared-cache"
+    for name in ("a", "b"):
+        assert main(["run", "--version", "1", "--input", str(export), "--output", str(tmp_path / name),
+                     "--workers", "1", "--license-cache", str(shared)]) == 0
+    counters = [next(s for s in read_manifest(tmp_path / name / "v1")["stages"] if s["name"] == "license")["counters"]
+                for name in ("a", "b")]
+    assert counters[0]["scancode_runs"] + counters[0]["exact_matches"] == 2
+    assert counters[1]["scancode_runs"] == counters[1]["exact_matches"] == 0 and counters[1]["scancode_cache_hits"] == 2
+    assert not (tmp_path / "a" / ".cache" / "licenses").exists() and len(list(shared.iterdir())) == 1
+    assert (tmp_path / "a" / "v1" / "SHA256SUMS").read_bytes() == (tmp_path / "b" / "v1" / "SHA256SUMS").read_bytes()
+    # same shards as the folder with its own cache
+    assert {s["path"]: s["sha256"] for s in read_manifest(built / "v1")["shards"]} == {
+        s["path"]: s["sha256"] for s in read_manifest(tmp_path / "a" / "v1")["shards"]}
+
+
+def test_a_license_cache_that_cannot_be_written_is_one_line(built: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["run", "--version", "1", "--input", str(built.parent / "export"), "--output",
+                 str(tmp_path / "out"), "--workers", "1", "--license-cache", str(blocker / "cache")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the license cache" in err[0] and str(blocker) in err[0]
+
+
 def test_permissive_only_drops_files_without_a_license(built: Path, tmp_path: Path) -> None:
     config = tmp_path / "strict.toml"
     config.write_text("[license]\npermissive_only = true\n")
