@@ -86,6 +86,13 @@ SECTIONS = (
         ("-m", "benchmarks.license_exact"),
     ),
     Section(
+        "license_candidates", "ScanCode's candidate step, with and without the numpy prefilter",
+        "Real license files that the exact recogniser does not answer (so a build gives them to ScanCode), "
+        "each detected by ScanCode with its own candidate step and with stages/license/candidates.py's: "
+        "CPU seconds each way, and whether the detections are identical (ScanCode's own are the truth).",
+        ("-m", "benchmarks.license_candidates", "--limit", "150", "--seed", "3"),
+    ),
+    Section(
         "dedup", "Dedup at scale",
         "MinHash signatures and SHA-256 per core, then the foundation export taken several times under "
         "other origin URLs (forks), built on two workers with a memory limit each.",
