@@ -19,18 +19,19 @@ Characters are Unicode code points; a line is what ``\\n`` ends (its ``\\n`` not
 file has 0 lines and 0% alphabetic characters. Ledger details carry the measured value, never content.
 
 Speed: the encoded-data patterns run in Arrow's RE2 (linear time, no backtracking; Python's engine
-took 11 s on a 50 MB line of ``0x12,``): once over the whole column for each file's matched
-characters, and again, for the longest match, over the few files with more than
-``max_encoded_run`` matched characters. Line and letter counts are bytes operations, plus a
-str pass over the non-ASCII characters of files that have some.
+took 11 s on a 50 MB line of ``0x12,``), only over the files the filters before left: once for
+whether each has a match (RE2 stops at the first), then once more over the few that have one, for
+the characters matched and the longest match. Line and letter counts are numpy over the batch's data
+buffer (newline positions, a byte-range test for ASCII letters), plus str operations on the
+non-ASCII characters of files that have some.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,9 +48,6 @@ HEX = r"(?:\b(?:0x|\\x)?[0-9a-fA-F]{2}(?:,|\b\s*)){8,}"
 UNICODE_ESCAPES = r"(?:\\u[0-9a-fA-F]{4}){8,}"
 ENCODED = f"{BASE64}|{HEX}|{UNICODE_ESCAPES}"
 
-_ASCII_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_ASCII_DIGITS = b"0123456789"
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _VENDORED_MODES = ("drop", "keep")
 _MARKER_BYTES = 65_536  # the marker lines are looked for in the first 64 KiB at most
 
@@ -119,47 +117,54 @@ class Filters(RowStage):
     def process(self, table: pa.Table, resource: Any = None) -> StageResult:
         """Drop the rows that fail a filter (reason: the first filter failed; detail: the value measured)."""
         c = self.config
+        n = table.num_rows
         languages = table["language"].to_pylist()
-        vendor = table["is_vendor"].to_pylist()
-        generated = table["is_generated"].to_pylist()
-        views = binary_views(table["content"])
-        encoded = encoded_chars(table["content"]) if c.encoded_data else [0] * table.num_rows
-        # the longest match can only be too long where the matches add up to more than the limit
-        suspects = [i for i, matched in enumerate(encoded) if matched > c.max_encoded_run]
-        suspect_texts = table["content"].take(pa.array(suspects, pa.int64()))
-        longest = dict(zip(suspects, longest_encoded_runs(suspect_texts), strict=True))
+        content = table["content"].combine_chunks()
+        stats = TextStats(content)
         long_line_languages = frozenset(c.long_line_languages)
         alphanumeric_languages = frozenset(c.alphanumeric_languages)
-        markers = tuple(m.lower().encode("utf-8") for m in c.generated_markers)
-        reasons: list[Reason | None] = [None] * table.num_rows
-        details: list[str | None] = [None] * table.num_rows
-        for i, view in enumerate(views):
-            data = bytes(view)
-            stats = TextStats(data)
-            if c.too_many_lines and stats.lines > c.max_lines:
-                reasons[i], details[i] = Reason.TOO_MANY_LINES, f"{stats.lines} lines > {c.max_lines}"
-            elif c.long_lines and (problem := self._long_lines(stats, languages[i] in long_line_languages)):
+        reasons: list[Reason | None] = [None] * n
+        details: list[str | None] = [None] * n
+        for i in range(n):
+            if c.too_many_lines and stats.lines[i] > c.max_lines:
+                reasons[i], details[i] = Reason.TOO_MANY_LINES, f"{stats.lines[i]} lines > {c.max_lines}"
+            elif c.long_lines and (problem := self._long_lines(stats, i, languages[i] in long_line_languages)):
                 reasons[i], details[i] = Reason.LONG_LINES, problem
             elif c.low_alphabetic and (
-                share := stats.alphabetic_share(languages[i] in alphanumeric_languages)
+                share := stats.alphabetic_share(i, languages[i] in alphanumeric_languages)
             ) < c.min_alphabetic:
                 kind = "alphanumeric" if languages[i] in alphanumeric_languages else "alphabetic"
                 reasons[i], details[i] = Reason.LOW_ALPHABETIC, f"{kind} {share:.1%} < {c.min_alphabetic:.0%}"
-            elif c.encoded_data and (problem := self._encoded(longest.get(i, 0), encoded[i], stats.chars)):
-                reasons[i], details[i] = Reason.ENCODED_DATA, problem
-            elif c.auto_generated and (problem := self._generated(data, generated[i], markers)):
+        left = [i for i in range(n) if reasons[i] is None]
+        if c.encoded_data and left:
+            # RE2 over the files left for whether each has a match (it stops at the first one), then
+            # over the few with one for the characters matched and the longest match
+            found = has_encoded(content if len(left) == n else content.take(pa.array(left, pa.int64())))
+            hits = [i for i, hit in zip(left, found, strict=True) if hit]
+            matched, longest = encoded_runs(content.take(pa.array(hits, pa.int64())))
+            for i, run, chars in zip(hits, longest, matched, strict=True):
+                if problem := self._encoded(run, chars, stats.chars[i]):
+                    reasons[i], details[i] = Reason.ENCODED_DATA, problem
+        vendor = table["is_vendor"].to_pylist()
+        generated = table["is_generated"].to_pylist()
+        markers = tuple(m.lower().encode("utf-8") for m in c.generated_markers)
+        for i in range(n):
+            if reasons[i] is not None:
+                continue
+            if c.auto_generated and (problem := self._generated(stats.views[i], generated[i], markers)):
                 reasons[i], details[i] = Reason.AUTO_GENERATED, problem
             elif c.vendored == "drop" and vendor[i]:
                 reasons[i], details[i] = Reason.VENDORED, "enry is_vendor"
         kept, dropped, counters = split(self.name, table, reasons, details)
         return StageResult(kept, dropped, counters)
 
-    def _long_lines(self, stats: TextStats, relaxed: bool) -> str | None:
+    def _long_lines(self, stats: TextStats, i: int, relaxed: bool) -> str | None:
         c = self.config
         limit = c.long_line_languages_max if relaxed else c.max_line_length
-        if not relaxed and stats.mean_line_length > c.max_mean_line_length:
-            return f"mean line length {stats.mean_line_length:.1f} > {c.max_mean_line_length:g}"
-        if stats.chars > limit and (longest := stats.longest_line()) > limit:
+        if not relaxed and (mean := stats.mean_line_length(i)) > c.max_mean_line_length:
+            return f"mean line length {mean:.1f} > {c.max_mean_line_length:g}"
+        # a line's characters are at most its bytes
+        if stats.longest_bytes[i] > limit and (longest := stats.longest_line(i)) > limit:
             return f"longest line {longest} chars > {limit}"
         return None
 
@@ -171,10 +176,10 @@ class Filters(RowStage):
             return f"encoded data {matched / chars:.1%} of the file > {c.max_encoded_fraction:.0%}"
         return None
 
-    def _generated(self, data: bytes, enry_generated: bool, markers: tuple[bytes, ...]) -> str | None:
+    def _generated(self, data: memoryview, enry_generated: bool, markers: tuple[bytes, ...]) -> str | None:
         if enry_generated:
             return "enry is_generated"
-        head = first_lines(data[:_MARKER_BYTES], self.config.generated_marker_lines).lower()
+        head = first_lines(bytes(data[:_MARKER_BYTES]), self.config.generated_marker_lines).lower()
         for marker in markers:
             if marker in head:
                 return f"marker {marker.decode()!r} in the first {self.config.generated_marker_lines} lines"
@@ -182,50 +187,120 @@ class Filters(RowStage):
 
 
 class TextStats:
-    """Line and character counts of one UTF-8 text (bytes operations; str ones only for non-ASCII text)."""
+    """Line and character counts of each text of a column of UTF-8 texts, all in one go.
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.ascii = data.isascii()
-        self.text = data if self.ascii else data.decode("utf-8")
-        self.chars = len(self.text)
-        newlines = data.count(b"\n")
-        self.lines = newlines + (1 if data and not data.endswith(b"\n") else 0)
-        self.mean_line_length = (self.chars - newlines) / self.lines if self.lines else 0.0
-
-    def longest_line(self) -> int:
-        """Characters in the longest line."""
-        return max(map(len, self.text.split(b"\n" if self.ascii else "\n")))
-
-    def alphabetic_share(self, alphanumeric: bool = False) -> float:
-        """Alphabetic (or alphanumeric) characters over all characters; 0 for an empty text."""
-        if not self.chars:
-            return 0.0
-        drop = _ASCII_LETTERS + _ASCII_DIGITS if alphanumeric else _ASCII_LETTERS
-        count = len(self.data) - len(self.data.translate(None, drop))  # ASCII ones: bytes >= 0x80 stay
-        if not self.ascii:  # non-ASCII characters are few in code: test them one by one
-            test = str.isalnum if alphanumeric else str.isalpha
-            count += sum(map(test, "".join(_NON_ASCII.findall(self.text))))
-        return count / self.chars
-
-
-def encoded_chars(content: pa.ChunkedArray | pa.Array) -> list[int]:
-    """Characters inside StarCoder2's encoded-data matches, per text (one RE2 pass over the column)."""
-    # the patterns match ASCII only, so the bytes removed are characters removed
-    before = pc.binary_length(content)
-    after = pc.binary_length(pc.replace_substring_regex(content, ENCODED, ""))
-    return pc.subtract(before, after).to_pylist()
-
-
-def longest_encoded_runs(content: pa.ChunkedArray | pa.Array) -> list[int]:
-    """Characters in the longest encoded-data match of each text (0 when none), in RE2.
-
-    Each match is wrapped in NUL characters and the text split on them. NUL is first replaced by
-    SOH, which no pattern matches either and which is no more a word character or space: the
-    matches stay the same.
+    numpy over the column's data buffer: the newlines' positions give each text's line count and
+    longest line in bytes, a byte-range test its ASCII letters, the bytes >= 0x80 its non-ASCII
+    characters. Python str operations only for texts that have non-ASCII bytes: a decode (their
+    characters), ``str.isalpha`` on their non-ASCII characters, and their longest line in characters
+    where its bytes are over a limit. Values are Python ints, indexed by row.
     """
+
+    def __init__(self, content: pa.Array | pa.ChunkedArray) -> None:
+        array = content.combine_chunks() if isinstance(content, pa.ChunkedArray) else content
+        self.views = binary_views(array)
+        n = len(self.views)
+        offsets, data = np.zeros(1, np.int64), np.zeros(0, np.uint8)
+        if n:
+            _, offsets_buffer, data_buffer = array.buffers()
+            offsets = np.frombuffer(offsets_buffer, np.int64)[array.offset : array.offset + n + 1]
+            if data_buffer is not None:
+                data = np.frombuffer(data_buffer, np.uint8)[offsets[0] : offsets[-1]]
+            offsets = offsets - offsets[0]
+        starts, ends = offsets[:-1], offsets[1:]
+        flags = np.empty(len(data), np.bool_)
+        # lines: text i's newlines are newlines[at[i]:at[i + 1]]
+        newlines = np.flatnonzero(np.equal(data, 10, out=flags))
+        at = np.searchsorted(newlines, offsets)
+        counts = np.diff(at)
+        some = counts > 0
+        longest = ends - starts  # texts without a newline: one line, all of it
+        if len(newlines):
+            line_starts = np.empty_like(newlines)  # where the line that each newline ends starts
+            line_starts[0] = 0
+            line_starts[1:] = newlines[:-1] + 1
+            firsts = at[:-1][some]
+            line_starts[firsts] = starts[some]
+            last = newlines[at[1:][some] - 1]  # each text's last newline
+            longest[some] = np.maximum(np.maximum.reduceat(newlines - line_starts, firsts), ends[some] - last - 1)
+        closed = np.zeros(n, np.bool_)  # the text ends with a newline
+        if len(newlines):
+            closed[some] = last == ends[some] - 1
+        ends_open = (ends > starts) & ~closed
+        #: newlines, and lines (a last line without its newline counts)
+        self.newlines: list[int] = counts.tolist()
+        self.lines: list[int] = (counts + ends_open).tolist()
+        #: the longest line's bytes: its characters for an ASCII text, at least as many for the others
+        self.longest_bytes: list[int] = longest.tolist()
+        bounds = offsets.tolist()
+        high = np.flatnonzero(np.greater_equal(data, 0x80, out=flags))
+        high_at = np.searchsorted(high, offsets).tolist()
+        folded = np.bitwise_or(data, 0x20)
+        folded -= ord("a")
+        letter = np.less(folded, 26, out=flags)
+        del folded
+        #: alphabetic characters: ASCII letters, then the non-ASCII ones that are ``str.isalpha``
+        self.letters: list[int] = [
+            int(np.count_nonzero(letter[a:b])) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        ]
+        #: characters (Unicode code points)
+        self.chars: list[int] = (ends - starts).tolist()
+        #: each non-ASCII text's non-ASCII characters, in order (its ASCII bytes taken out)
+        self.non_ascii: dict[int, str] = {}
+        self.texts: dict[int, str] = {}
+        for i in [i for i in range(n) if high_at[i] < high_at[i + 1]]:
+            self.texts[i] = text = str(self.views[i], "utf-8")  # raises on bytes that are not UTF-8
+            self.chars[i] = len(text)
+            self.non_ascii[i] = others = data[high[high_at[i] : high_at[i + 1]]].tobytes().decode("utf-8")
+            self.letters[i] += sum(map(str.isalpha, others))
+
+    def mean_line_length(self, i: int) -> float:
+        """Characters per line of text ``i``, newlines not counted; 0 for an empty text."""
+        lines = self.lines[i]
+        return (self.chars[i] - self.newlines[i]) / lines if lines else 0.0
+
+    def longest_line(self, i: int) -> int:
+        """Characters in the longest line of text ``i``."""
+        text = self.texts.get(i)
+        return self.longest_bytes[i] if text is None else max(map(len, text.split("\n")))
+
+    def alphabetic_share(self, i: int, alphanumeric: bool = False) -> float:
+        """Alphabetic (or alphanumeric) characters of text ``i`` over all its characters; 0 for an empty text."""
+        if not self.chars[i]:
+            return 0.0
+        if not alphanumeric:
+            return self.letters[i] / self.chars[i]
+        data = np.frombuffer(self.views[i], np.uint8)
+        letters = np.bitwise_or(data, 0x20)
+        letters -= ord("a")
+        digits = data - ord("0")
+        count = int(np.count_nonzero((letters < 26) | (digits < 10)))
+        count += sum(map(str.isalnum, self.non_ascii.get(i, "")))
+        return count / self.chars[i]
+
+
+def has_encoded(content: pa.ChunkedArray | pa.Array) -> list[bool]:
+    """Whether each text has an encoded-data match: RE2 stops at the first one (no pattern matches an
+    empty string, so this is ``matched > 0``)."""
+    return pc.match_substring_regex(content, ENCODED).to_pylist()
+
+
+def encoded_runs(content: pa.ChunkedArray | pa.Array) -> tuple[list[int], list[int]]:
+    """Characters inside StarCoder2's encoded-data matches and in the longest match, per text (0, 0
+    when none), from one RE2 pass.
+
+    Each match is wrapped in NUL characters and the text split on them: the odd pieces are the
+    matches. NUL is first replaced by SOH, which no pattern matches either and which is no more a
+    word character or space: the matches stay the same. They are ASCII: their bytes are characters.
+    """
+    if len(content) == 0:
+        return [], []
     safe = pc.replace_substring(content, "\x00", "\x01")
-    wrapped = pc.replace_substring_regex(safe, ENCODED, "\x00\\0\x00")
-    return [max(map(len, text.split("\x00")[1::2]), default=0) for text in wrapped.to_pylist()]
-
-
+    pieces = pc.split_pattern(pc.replace_substring_regex(safe, ENCODED, "\x00\\0\x00"), "\x00")
+    lengths = pc.binary_length(pc.list_flatten(pieces)).to_numpy(zero_copy_only=False)
+    counts = pc.list_value_length(pieces).to_numpy(zero_copy_only=False)  # at least 1 each
+    firsts = np.zeros(len(counts), np.int64)
+    np.cumsum(counts[:-1], out=firsts[1:])
+    odd = (np.arange(len(lengths)) - np.repeat(firsts, counts)) & 1
+    matched = np.where(odd == 1, lengths, 0)
+    return np.add.reduceat(matched, firsts).tolist(), np.maximum.reduceat(matched, firsts).tolist()

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import LANGUAGE_SCHEMA
-from stages.filters import ENCODED, Filters, FiltersConfig, TextStats, encoded_chars, longest_encoded_runs
+from stages.filters import ENCODED, Filters, FiltersConfig, TextStats, encoded_runs, has_encoded
 from stages.language import Language, LanguageConfig
 from tests.stages.test_language import decoded
 
@@ -92,7 +92,7 @@ def test_alphabetic_share_at_the_threshold() -> None:
 def test_assembly_counts_digits_as_well() -> None:
     # an assembly listing is mostly numbers: 4 letters and 8 digits per 16 characters
     listing = "\tdc.b $12,$34 ; 0x5678 9a\n" * 40
-    share = TextStats(listing.encode()).alphabetic_share()
+    share = TextStats(pa.array([listing.encode()], pa.large_binary())).alphabetic_share(0)
     assert share < 0.25
     assert outcome([listing], "Motorola 68K Assembly") == [None]
     assert outcome([listing], "C") == [f"alphabetic {share:.1%} < 25%"]
@@ -222,25 +222,112 @@ def test_config_is_checked() -> None:
         FiltersConfig(max_lines=0)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.text(alphabet="AQ09fx,\\u \n=+/;", max_size=400))
-def test_encoded_runs_match_pythons_engine(text: str) -> None:
+def reference_stats(text: str) -> dict[str, int | float]:
+    """The per-file statistics by their definitions, on a str."""
+    lines = text.split("\n")
+    count = len(lines) - (1 if lines[-1] == "" else 0)
+    return {
+        "chars": len(text),
+        "newlines": text.count("\n"),
+        "lines": count,
+        "mean": (len(text) - text.count("\n")) / count if count else 0.0,
+        "longest": max(map(len, lines)),
+        "alphabetic": sum(c.isalpha() for c in text) / len(text) if text else 0.0,
+        "alphanumeric": sum(c.isalnum() for c in text) / len(text) if text else 0.0,
+    }
+
+
+def measured_stats(stats: TextStats, i: int) -> dict[str, int | float]:
+    longest = stats.longest_line(i)
+    assert longest <= stats.longest_bytes[i]
+    return {
+        "chars": stats.chars[i],
+        "newlines": stats.newlines[i],
+        "lines": stats.lines[i],
+        "mean": stats.mean_line_length(i),
+        "longest": longest,
+        "alphabetic": stats.alphabetic_share(i),
+        "alphanumeric": stats.alphabetic_share(i, True),
+    }
+
+
+EDGE_TEXTS = [
+    "", "\n", "\n\n\n", "x", "abc", "abc\n", "abc\ndef", "\nabc", "a\r\nb\r\n", "\r\n", "\r\n\r\n\r",
+    "é", "é\n", "中文注释\nx = 1\n", "😀abc\n😀", "\ufffd" * 5, "٣٤ digits ², ½\n", "ǅungla Ⅻ ª º\n",
+    "x" * 5000, "x" * 5000 + "\n", "é" * 1500 + "\nab", "ab\n" + "é" * 1001, "中" * 999 + "\n" + "a" * 1000,
+    "\n" * 1000, " " * 64 + "\n", "\t\tZz\x00\x7f\x80",
+]
+
+
+def test_text_stats_on_edge_cases() -> None:
+    # one column of them all, so no text's bytes may leak into its neighbours'
+    column = pa.array([t.encode() for t in EDGE_TEXTS], pa.large_binary())
+    for array in (column, column.slice(3), pa.chunked_array([column.slice(0, 7), column.slice(7)])):
+        stats = TextStats(array)
+        first = len(EDGE_TEXTS) - len(array)
+        for i, text in enumerate(EDGE_TEXTS[first:]):
+            assert measured_stats(stats, i) == reference_stats(text), text
+
+
+def test_text_stats_on_no_text_and_empty_texts() -> None:
+    for values in ([], [b""], [b"", b""]):
+        stats = TextStats(pa.array(values, pa.large_binary()))
+        assert [measured_stats(stats, i) for i in range(len(values))] == [reference_stats("")] * len(values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="ab Zé中😀\n\r\t٣\ufffd", max_size=60) | st.text(max_size=60), max_size=8))
+def test_text_stats_match_their_definitions(texts: list[str]) -> None:
+    stats = TextStats(pa.array([t.encode() for t in texts], pa.large_binary()))
+    for i, text in enumerate(texts):
+        assert measured_stats(stats, i) == reference_stats(text)
+
+
+def reference_runs(text: str) -> tuple[int, int]:
+    """Characters matched and the longest match, by Python's engine."""
     matches = [m.end() - m.start() for m in _REFERENCE.finditer(text.encode())]
-    column = pa.array([text], pa.large_string())
-    assert encoded_chars(column) == [sum(matches)]
-    assert longest_encoded_runs(column) == [max(matches, default=0)]
+    return sum(matches), max(matches, default=0)
+
+
+def check_runs(texts: list[str]) -> None:
+    column = pa.array([t.encode() for t in texts], pa.large_binary())
+    expected = [reference_runs(t) for t in texts]
+    assert has_encoded(column) == [matched > 0 for matched, _ in expected]
+    matched, longest = encoded_runs(column)
+    assert list(zip(matched, longest, strict=True)) == expected
+
+
+def test_encoded_runs_at_the_boundaries() -> None:
+    b64 = "QUJD" * 20  # 80 characters: one run
+    hexes = ", ".join(["0x1f"] * 9)
+    escapes = "\\u00e9" * 9
+    texts = [
+        b64, b64 + "\n", "\n" + b64, "x = '" + b64 + "'", b64[:40], b64[40:], hexes, hexes + "\n" + hexes, " " + hexes,
+        escapes, "s = '" + escapes + "'", escapes[:-1], "", "\x00" + b64 + "\x00", "é" + b64 + "é",
+        (b64[:64] + "\n") * 3 + "QUJD", "\n".join(["ab"] * 40), "1f " * 8, "1f " * 7 + "1f",
+    ]
+    check_runs(texts)
+    check_runs([])
+    # a run split across two neighbouring texts is two short pieces, not one run
+    assert has_encoded(pa.array([b64[:40].encode(), b64[40:].encode()], pa.large_binary())) == [False, False]
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.text(max_size=300))
-def test_text_stats_match_their_definitions(text: str) -> None:
-    stats = TextStats(text.encode())
-    assert stats.chars == len(text)
-    assert stats.lines == text.count("\n") + (0 if text == "" or text.endswith("\n") else 1)
-    if text:
-        assert stats.longest_line() == max(map(len, text.split("\n")))
-        assert stats.alphabetic_share() == pytest.approx(sum(c.isalpha() for c in text) / len(text))
-        assert stats.alphabetic_share(True) == pytest.approx(sum(c.isalnum() for c in text) / len(text))
+@given(st.lists(st.text(alphabet="AQ09fx,\\u \n=+/;\x00", max_size=400), max_size=4))
+def test_encoded_runs_match_pythons_engine(texts: list[str]) -> None:
+    check_runs(texts)
+
+
+def test_a_chunked_table_filters_like_its_rows() -> None:
+    texts = [lines_of(20, 5), "", lines_of(101, 3), "é" * 1001 + "\n" + lines_of(10, 20), "QUJD" * 300 + "\n"]
+    table = labelled([(f"/f{i}.py", t, "Python") for i, t in enumerate(texts)])
+    chunked = pa.Table.from_batches(table.to_batches(max_chunksize=2))
+    assert chunked["content"].num_chunks > 1
+    whole, parts = Filters().process(table, None), Filters().process(chunked, None)
+    assert whole.counters == parts.counters
+    assert whole.dropped.to_pylist() == parts.dropped.to_pylist()
+    assert whole.kept.to_pylist() == parts.kept.to_pylist()
+    assert [outcome([t])[0] for t in texts] == outcome(texts)
 
 
 def test_one_word_per_line_is_not_base64_but_wrapped_base64_is() -> None:
