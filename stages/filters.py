@@ -36,7 +36,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stages.base import Reason, RowStage, StageResult, binary_views, split
-from stages.language import first_lines
 
 #: StarCoder2's encoded-data patterns, run as one alternation, with one change: its base64 class
 #: ``[a-zA-Z0-9+/\n=]{64,}`` lets a run cross any newline, so a file of one word per line
@@ -119,7 +118,8 @@ class Filters(RowStage):
         c = self.config
         n = table.num_rows
         languages = table["language"].to_pylist()
-        content = table["content"].combine_chunks()
+        column = table["content"]
+        content = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
         stats = TextStats(content)
         long_line_languages = frozenset(c.long_line_languages)
         alphanumeric_languages = frozenset(c.alphanumeric_languages)
@@ -151,7 +151,7 @@ class Filters(RowStage):
         for i in range(n):
             if reasons[i] is not None:
                 continue
-            if c.auto_generated and (problem := self._generated(stats.views[i], generated[i], markers)):
+            if c.auto_generated and (problem := self._generated(stats, i, generated[i], markers)):
                 reasons[i], details[i] = Reason.AUTO_GENERATED, problem
             elif c.vendored == "drop" and vendor[i]:
                 reasons[i], details[i] = Reason.VENDORED, "enry is_vendor"
@@ -176,10 +176,10 @@ class Filters(RowStage):
             return f"encoded data {matched / chars:.1%} of the file > {c.max_encoded_fraction:.0%}"
         return None
 
-    def _generated(self, data: memoryview, enry_generated: bool, markers: tuple[bytes, ...]) -> str | None:
+    def _generated(self, stats: TextStats, i: int, enry_generated: bool, markers: tuple[bytes, ...]) -> str | None:
         if enry_generated:
             return "enry is_generated"
-        head = first_lines(bytes(data[:_MARKER_BYTES]), self.config.generated_marker_lines).lower()
+        head = stats.head(i, self.config.generated_marker_lines, _MARKER_BYTES).lower()
         for marker in markers:
             if marker in head:
                 return f"marker {marker.decode()!r} in the first {self.config.generated_marker_lines} lines"
@@ -229,6 +229,7 @@ class TextStats:
         ends_open = (ends > starts) & ~closed
         #: newlines, and lines (a last line without its newline counts)
         self.newlines: list[int] = counts.tolist()
+        self._newline_at, self._newline_positions, self._starts = at.tolist(), newlines, starts.tolist()
         self.lines: list[int] = (counts + ends_open).tolist()
         #: the longest line's bytes: its characters for an ASCII text, at least as many for the others
         self.longest_bytes: list[int] = longest.tolist()
@@ -258,6 +259,15 @@ class TextStats:
         """Characters per line of text ``i``, newlines not counted; 0 for an empty text."""
         lines = self.lines[i]
         return (self.chars[i] - self.newlines[i]) / lines if lines else 0.0
+
+    def head(self, i: int, lines: int, limit: int) -> bytes:
+        """The first ``lines`` lines of text ``i`` without the last newline (all of it when shorter),
+        within its first ``limit`` bytes: ``first_lines(data[:limit], lines)``."""
+        view, first = self.views[i], self._newline_at[i]
+        end = len(view)
+        if self.newlines[i] >= lines:
+            end = int(self._newline_positions[first + lines - 1]) - self._starts[i]
+        return bytes(view[: min(end, limit)])
 
     def longest_line(self, i: int) -> int:
         """Characters in the longest line of text ``i``."""

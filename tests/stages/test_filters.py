@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from schemas import LANGUAGE_SCHEMA
 from stages.filters import ENCODED, Filters, FiltersConfig, TextStats, encoded_runs, has_encoded
-from stages.language import Language, LanguageConfig
+from stages.language import Language, LanguageConfig, first_lines
 from tests.stages.test_language import decoded
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -267,6 +267,8 @@ def test_text_stats_on_edge_cases() -> None:
         first = len(EDGE_TEXTS) - len(array)
         for i, text in enumerate(EDGE_TEXTS[first:]):
             assert measured_stats(stats, i) == reference_stats(text), text
+            for lines, limit in ((1, 65_536), (2, 65_536), (5, 65_536), (5, 3), (1, 0)):
+                assert stats.head(i, lines, limit) == first_lines(text.encode()[:limit], lines)
 
 
 def test_text_stats_on_no_text_and_empty_texts() -> None:
@@ -281,6 +283,7 @@ def test_text_stats_match_their_definitions(texts: list[str]) -> None:
     stats = TextStats(pa.array([t.encode() for t in texts], pa.large_binary()))
     for i, text in enumerate(texts):
         assert measured_stats(stats, i) == reference_stats(text)
+        assert stats.head(i, 2, 20) == first_lines(text.encode()[:20], 2)
 
 
 def reference_runs(text: str) -> tuple[int, int]:
