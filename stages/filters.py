@@ -248,10 +248,8 @@ class TextStats:
         self.chars: list[int] = (ends - starts).tolist()
         #: each non-ASCII text's non-ASCII characters, in order (its ASCII bytes taken out)
         self.non_ascii: dict[int, str] = {}
-        self.texts: dict[int, str] = {}
         for i in [i for i in range(n) if high_at[i] < high_at[i + 1]]:
-            self.texts[i] = text = str(self.views[i], "utf-8")  # raises on bytes that are not UTF-8
-            self.chars[i] = len(text)
+            self.chars[i] = len(str(self.views[i], "utf-8"))  # raises on bytes that are not UTF-8
             self.non_ascii[i] = others = data[high[high_at[i] : high_at[i + 1]]].tobytes().decode("utf-8")
             self.letters[i] += sum(map(str.isalpha, others))
 
@@ -271,8 +269,9 @@ class TextStats:
 
     def longest_line(self, i: int) -> int:
         """Characters in the longest line of text ``i``."""
-        text = self.texts.get(i)
-        return self.longest_bytes[i] if text is None else max(map(len, text.split("\n")))
+        if i not in self.non_ascii:
+            return self.longest_bytes[i]
+        return max(map(len, str(self.views[i], "utf-8").split("\n")))
 
     def alphabetic_share(self, i: int, alphanumeric: bool = False) -> float:
         """Alphabetic (or alphanumeric) characters of text ``i`` over all its characters; 0 for an empty text."""
