@@ -334,3 +334,211 @@ def test_near_dedup_skips_rows_an_earlier_stage_dropped_and_verifies_exactly_on_
     assert counters["verified_pairs"] == 1 and reduced["row"].to_pylist() in ([0], [1])  # never the dropped row 2
     survivor = 1 - reduced["row"][0].as_py()
     assert reduced["detail"].to_pylist() == [batch["blob_id"][survivor].as_py()]
+
+
+# ---------------------------------------------------------------- the vectorised pieces against their per-row versions
+def _old_map_signature(sigs: np.ndarray, counts: np.ndarray) -> pa.Array:
+    blobs = sigs.view(np.uint8).reshape(len(sigs), -1)
+    return pa.array([bytes(blobs[i]) if counts[i] else None for i in range(len(sigs))], pa.binary())
+
+
+def _old_bucket_pairs(bands: pa.Table) -> pa.Table:
+    table = bands.sort_by([("bk", "ascending"), ("node", "ascending")])
+    keys, nodes = table["bk"].to_numpy(), table["node"].to_pylist()
+    a, b, start = [], [], 0
+    for i in range(1, len(keys) + 1):
+        if i == len(keys) or keys[i] != keys[start]:
+            if i - start > 1:
+                for x, y in candidate_pairs(nodes[start:i]):
+                    a.append(x)
+                    b.append(y)
+            start = i
+    return pa.table({"a": pa.array(a, pa.string()), "b": pa.array(b, pa.string())})
+
+
+def _old_pick_exact(keys: pa.Table) -> pa.Table:
+    from stages.base import Reason
+    from stages.dedup import EXACT_DECISIONS, first_of_groups
+
+    table = keys.sort_by([("sha256", "ascending"), ("rank", "ascending")])
+    hashes, ranks = table["sha256"].to_pylist(), table["rank"].to_pylist()
+    dropped, survivors, current = [], [], ""
+    for i, is_first in enumerate(first_of_groups(hashes)):
+        if is_first:
+            current = blob_of_rank(ranks[i])
+        else:
+            dropped.append(i)
+            survivors.append(current)
+    out = table.take(pa.array(dropped, pa.int64()))
+    return pa.table({"bucket": out["bucket"], "row": out["row"],
+                     "reason": pa.array([Reason.EXACT_DUPLICATE.value] * len(dropped), pa.string()),
+                     "detail": pa.array(survivors, pa.string())}, schema=EXACT_DECISIONS)
+
+
+def test_survivor_rank_equals_the_per_row_definition_on_odd_columns() -> None:
+    import stages.dedup as dedup
+
+    ts = pa.timestamp("us", tz="UTC")
+    n = 9
+    odd = _rows(
+        blob_id=[None, *(f"{i:040x}" for i in range(1, n))],
+        path=["/a", "/é/ü", "", "/x\x00y", "/p", "/p", "/p", "/p", "/p"],
+        star_events_count=pa.array([-5, 10**15 + 3, None, 0, 10**15, 2**62, -(2**63), 2**63 - 1, 7], pa.int64()),
+        fork_events_count=pa.array(range(n), pa.uint64()),
+        revision_date=pa.array([dt.datetime(1, 1, 1), dt.datetime(9999, 12, 31), None, dt.datetime(1969, 12, 31),
+                                *[dt.datetime(2020, 1, 1)] * 5], pa.timestamp("us")),
+        visit_date=pa.array([dt.datetime(2021, 1, 1, tzinfo=dt.UTC)] * (n - 1) + [None], ts),
+        license_type=["permissive", None, "x", "non_permissive", "no_license", "", "Permissive", None, "permissive"],
+    )
+    dictionary = odd.set_column(odd.schema.get_field_index("license_type"), "license_type",
+                                odd["license_type"].combine_chunks().dictionary_encode())
+    rechunked = pa.concat_tables([odd.slice(0, 4), odd.slice(4)]).combine_chunks()
+    rechunked = rechunked.set_column(0, "blob_id", pa.chunked_array([odd["blob_id"].combine_chunks()[:2],
+                                                                     odd["blob_id"].combine_chunks()[2:]]))
+    day = dt.datetime(2024, 1, 2, tzinfo=dt.UTC)
+    plain = _rows(revision_date=pa.array([day, None], ts), license_type=["no_license", "permissive"],
+                  star_events_count=pa.array([1, None], pa.int32()))
+    over = _rows(star_events_count=pa.array([10**15 + 1, 3], pa.int64()),  # a complement of -1 (a sign first)
+                 visit_date=pa.array([10**17 + 1, 10**17], pa.int64()).cast(ts))
+    mixed = _rows(path=pa.array(["/p", "/q"], pa.large_string()), origin_url=pa.array(["o", None], pa.large_string()),
+                  license_type=pa.array(["permissive", "x"], pa.large_string()))
+    for table in (odd, dictionary, rechunked, odd.drop_columns(["license_type", "visit_date"]), plain,
+                  plain.slice(1), plain.slice(0, 0), _rows(blob_id=[1, 2]), over, mixed):
+        rank = survivor_rank(table)
+        assert rank.equals(dedup._python_rank(table)) and isinstance(rank, pa.Array) and rank.type == pa.string()
+    ranks = survivor_rank(odd)
+    assert dedup.blobs_of_ranks(ranks).to_pylist() == [blob_of_rank(r) for r in ranks.to_pylist()]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.integers(-(2**64), 2**64), st.integers(10**15 - 3, 10**15 + 3)),
+                          st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(10**17 - 3, 10**17 + 3))),
+                min_size=0, max_size=6))
+def test_survivor_rank_formats_any_count_and_date_as_python(values: list[tuple[int, int]]) -> None:
+    import stages.dedup as dedup
+
+    n = len(values)
+    stars = [v if -(2**63) <= v < 2**63 else None for v, _ in values]
+    table = _rows(blob_id=[f"{i:040x}" for i in range(n)], path=["/p"] * n, origin_url=["o"] * n,
+                  star_events_count=pa.array(stars, pa.int64()),
+                  revision_date=pa.array([d for _, d in values], pa.int64()).cast(pa.timestamp("us")))
+    assert survivor_rank(table).equals(dedup._python_rank(table))
+
+
+def test_map_signatures_and_reading_them_back_equal_the_per_row_versions() -> None:
+    import stages.dedup as dedup
+
+    texts = [*_VARIED, "", "a b"]
+    sigs, counts = signatures(texts, CONFIG)
+    column = dedup.signature_column(sigs, counts)
+    assert column.equals(_old_map_signature(sigs, counts)) and column.null_count == int((counts == 0).sum())
+    for few in ([], ["x"], ["one two three four five six"]):
+        s, c = signatures(few, CONFIG)
+        assert dedup.signature_column(s, c).equals(pa.array([bytes(r.view(np.uint8)) if k else None
+                                                             for r, k in zip(s, c, strict=True)], pa.binary()))
+    valid = column.filter(column.is_valid())
+    expected = dedup.signature_matrix(valid.to_pylist())
+    for variant in (valid, valid.slice(2), valid.slice(1, 3), pa.chunked_array([valid[:2], valid[2:]]),
+                    valid.cast(pa.large_binary()).slice(1)):
+        values = variant.to_pylist()
+        assert np.array_equal(dedup.signature_rows(variant), dedup.signature_matrix(values))
+    assert np.array_equal(dedup.signature_rows(valid), expected)
+    assert dedup.signature_rows(valid[:0]).shape == (0, 0)
+    uneven = pa.array([b"\x01\x00\x00\x00", b"\x02\x00\x00\x00\x03\x00\x00\x00"], pa.binary())
+    with pytest.raises(ValueError):  # what signature_matrix says
+        dedup.signature_rows(uneven)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bucket_pairs_equal_the_per_row_loop(seed: int) -> None:
+    import stages.dedup as dedup
+
+    rng = random.Random(seed)
+    nodes = [f"{rng.randrange(10**6):07d}-{i}" for i in range(400)]
+    keys = [rng.randrange(2**64) if rng.random() < 0.5 else rng.randrange(20) for _ in nodes]  # singletons, big ones
+    bands = pa.table({"bk": pa.array(keys, pa.uint64()), "node": pa.array(nodes, pa.string())})
+    rechunked = pa.concat_tables([bands.slice(0, 100), bands.slice(100)])
+    for table in (bands, bands.slice(0, 0), bands.slice(0, 1), rechunked):
+        assert dedup.bucket_pairs(table).equals(_old_bucket_pairs(table).cast(dedup.PAIRS))
+    a, b = dedup.pair_positions(np.array([0, 10]), np.array([2, 5]))
+    assert list(zip(a.tolist(), b.tolist(), strict=True)) == [(0, 1), (10, 11), (10, 12), (10, 13), (10, 14),
+                                                             (11, 12), (12, 13), (13, 14)]
+
+
+def test_band_rows_repeat_each_rank_per_band() -> None:
+    import stages.dedup as dedup
+
+    texts = ["one two three four five six", "a b c d e f g h i j", "x y z w v u t"]
+    sigs, counts = signatures(texts, CONFIG)
+    keys = pa.table({"rank": pa.array(["r0", "r1", "r2"]), "signature": dedup.signature_column(sigs, counts)})
+    rows = dedup.band_rows(keys, bands=CONFIG.bands, rows=CONFIG.rows)
+    assert rows["node"].to_pylist() == [r for r in ["r0", "r1", "r2"] for _ in range(CONFIG.bands)]
+    first_band = band_hashes(sigs, CONFIG.bands, CONFIG.rows)[:, 0]  # band 0: mixed with 0
+    assert rows["bk"].to_numpy().reshape(3, -1)[:, 0].tolist() == first_band.tolist()
+    assert dedup.band_rows(keys.slice(0, 0), bands=32, rows=8).num_rows == 0
+
+
+def test_pick_exact_equals_the_per_row_loop() -> None:
+    import stages.dedup as dedup
+
+    rng = random.Random(4)
+    n = 300
+    ranks = survivor_rank(_rows(blob_id=[f"{rng.randrange(10**9):040x}" for _ in range(n)],
+                                path=[f"/ü{rng.randrange(5)}" for _ in range(n)], origin_url=["o"] * n))
+    keys = pa.table({"bucket": pa.array([rng.randrange(3) for _ in range(n)], pa.int32()),
+                     "row": pa.array(range(n), pa.int64()),
+                     "sha256": [f"{rng.randrange(60):064x}" for _ in range(n)], "rank": ranks})
+    for table in (keys, keys.slice(0, 0), keys.slice(0, 1), pa.concat_tables([keys.slice(0, 7), keys.slice(7)])):
+        assert dedup.pick_exact(table).equals(_old_pick_exact(table))
+
+
+def test_exact_jaccards_equal_exact_jaccard_pair_by_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    import inspect
+    import json.decoder as decoder
+
+    import stages.dedup as dedup
+
+    original = inspect.getsource(decoder)
+    lines = original.splitlines()
+    rng = random.Random(8)
+    texts = [original, original[:3000], "", "a b c", "x " * 3, *_VARIED]
+    for changed in (1, 5, 40):
+        edited = list(lines)
+        for i in rng.sample(range(len(edited)), changed):
+            edited[i] = "# changed " + str(rng.random())
+        texts.append("\n".join(edited))
+    texts = [t for t in texts if "\ud800" not in t]  # Arrow strings are UTF-8: no lone surrogate
+    pairs = [(rng.choice(texts), rng.choice(texts)) for _ in range(150)] + [("", ""), ("a b", "a b c d e f")]
+    a, b = [x for x, _ in pairs], [y for _, y in pairs]
+    for ngram in (1, 5):
+        expected = np.array([exact_jaccard(x, y, ngram) for x, y in pairs])
+        for chars in (16 << 20, 5000, 1):
+            monkeypatch.setattr(dedup, "_SHINGLE_CHARS", chars)
+            for column_a, column_b in ((pa.array(a), pa.array(b)),
+                                       (pa.chunked_array([pa.array(a[:50]), pa.array(a[50:])]),
+                                        pa.array(b, pa.large_string()))):
+                got = dedup.exact_jaccards(column_a, column_b, ngram)
+                assert got.dtype == np.float64 and np.array_equal(got, expected)
+    assert len(dedup.exact_jaccards(pa.array([], pa.string()), pa.array([], pa.string()), 5)) == 0
+
+
+def test_verify_keeps_the_pairs_the_per_pair_functions_keep() -> None:
+    import stages.dedup as dedup
+
+    rng = random.Random(9)
+    base = " ".join(f"w{i}" for i in range(200))
+    texts = [base] + [base.replace(f"w{rng.randrange(200)}", "z", 1).replace(f"w{rng.randrange(200)}", "q")
+                      for _ in range(20)]
+    sigs, counts = signatures(texts, CONFIG)
+    column = dedup.signature_column(sigs, counts)
+    idx = [(rng.randrange(len(texts)), rng.randrange(len(texts))) for _ in range(60)]
+    pairs = pa.table({"a": [f"n{i}" for i, _ in idx], "b": [f"n{j}" for _, j in idx],
+                      "sig_a": column.take([i for i, _ in idx]), "sig_b": column.take([j for _, j in idx]),
+                      "content_a": pa.array([texts[i] for i, _ in idx], pa.large_string()),
+                      "content_b": pa.array([texts[j] for _, j in idx], pa.large_string())})
+    for threshold in (0.5, 0.9, 0.97):
+        estimated = estimated_jaccard(sigs[[i for i, _ in idx]], sigs[[j for _, j in idx]])
+        exact = np.array([exact_jaccard(texts[i], texts[j], 5) for i, j in idx])
+        for similar, table in ((estimated, pairs.drop_columns(["content_a", "content_b"])), (exact, pairs)):
+            kept = dedup.verify(table, threshold=threshold, ngram=5)
+            assert kept.equals(pairs.select(["a", "b"]).filter(pa.array(similar >= threshold)))
