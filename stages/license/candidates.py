@@ -9,13 +9,17 @@ tokens, than the rule's minimum.
 
 ``RuleSets`` holds every rule's token set as one CSR array. For a query run it counts, for all
 rules at once with numpy, the tokens shared with the run and the legalese ones among them, and
-keeps the rules meeting ScanCode's own necessary conditions (``compare_token_sets``: an
-intersection, a legalese intersection, ``len(high) >= rule.get_min_high_matched_length(True)``,
-``len(intersection) >= rule.get_min_matched_length(True)``). ScanCode's own ``compute_candidates``
-then runs unchanged on those rules only (``matchable_rids`` narrowed): the rules left out are
-exactly rules it would have dropped in its first test, so its candidates, their order and
-everything after are the same (tests/stages/test_license_candidates.py compares the candidate
-lists, and the detections, with and without on ScanCode's own texts and on bundles of them).
+keeps the rules meeting ScanCode's own conditions in ``compare_token_sets`` (an intersection, a
+legalese intersection, ``len(high) >= rule.get_min_high_matched_length(True)``,
+``len(intersection) >= rule.get_min_matched_length(True)``, the rule's minimum containment). Their
+scores are ScanCode's, computed the way it computes them (integer counts, one IEEE division each,
+Python's float power and Python's ``round``, which ``_round1`` reproduces exactly), and ordered as
+its ``sort(reverse=True)`` orders its tuples (``np.lexsort`` on the same keys, the rule id last).
+ScanCode's second step (multisets) runs on the ``top * 10`` first, with ScanCode's own functions,
+and its de-duplication after it. The candidates, their order and everything after are the same:
+tests/stages/test_license_candidates.py compares the candidate lists, and the detections, with and
+without, on ScanCode's own texts altered and bundled; ``benchmarks/license_candidates.py`` on real
+license files.
 
 ``install`` puts the wrapper in place of ``licensedcode.match_set.compute_candidates`` (ScanCode's
 index calls it through that module attribute), for an index whose ``RuleSets`` were built;
@@ -53,7 +57,7 @@ class RuleSets:
         self.min_containment = np.array([r._minimum_containment or 0.0 for r in rules], dtype=np.float64)
         self.vocabulary = int(self.indices.max()) + 1 if len(self.indices) else 0
 
-    def scored(self, token_ids: Any, query_length: int) -> tuple[list[int], list[int], list[float], list[float]]:
+    def scored(self, token_ids: Any, query_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The rules that pass ``compare_token_sets``'s tests on token *sets* against the query set
         ``token_ids`` (of ``query_length`` tokens), in increasing rule id: their ids, matched lengths,
         resemblances and containments, each computed as ScanCode computes it (integer counts, then one
@@ -73,18 +77,44 @@ class RuleSets:
         keep = ~((self.min_containment[rids] > 0) & (containment < self.min_containment[rids]))
         rids, matched, length, containment = rids[keep], matched[keep], length[keep], containment[keep]
         resemblance = matched / (query_length + length - matched)
-        return rids.tolist(), matched.tolist(), resemblance.tolist(), containment.tolist()
+        return rids, matched, resemblance, containment
+
+
+def _round1(values: np.ndarray) -> np.ndarray:
+    """Python's ``round(x, 1)`` for each value: ``rint(10x) / 10``, except where ``10x`` is within
+    rounding error of a half (there the correctly rounded decimal may be the other neighbour), which
+    Python's ``round`` decides."""
+    scaled = values * 10
+    out = np.rint(scaled) / 10
+    near_half = np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-9)
+    for i in near_half.tolist():
+        out[i] = round(float(values[i]), 1)
+    return out
+
+
+def _step1_order(rids: np.ndarray, ml: np.ndarray, res: np.ndarray, con: np.ndarray, amp: np.ndarray,
+                 threshold: float, high_resemblance: bool) -> np.ndarray:
+    """Positions of the scored rules in ScanCode's step-one order: its ``(ScoresVector rounded,
+    ScoresVector full)`` tuples, then the rule id, all descending (``sort(reverse=True)``), the ones
+    ``high_resemblance`` excludes left out. The keys are the same doubles ScanCode's tuples hold."""
+    keys = (
+        rids,  # lexsort: the last key is the first compared
+        ml, amp, con, res >= threshold,
+        _round1(ml / 20), _round1(amp), _round1(con), _round1(res) >= threshold,
+    )
+    order = np.lexsort(keys)[::-1]  # all tuples differ (the rule ids do): descending = ascending reversed
+    if high_resemblance:
+        wanted = (keys[-1] & keys[4])[order]
+        order = order[wanted]
+    return order
 
 
 def compute_candidates(query_run: Any, idx: Any, matchable_rids: Any, top: int = 50, high_resemblance: bool = False,
                        high_resemblance_threshold: float = 0.8, _use_bigrams: bool = False) -> Any:
-    """ScanCode's ``match_set.compute_candidates`` (same arguments, same result), with its first step
-    run over the rules ``RuleSets.scored`` keeps (and scored with numpy counts) instead of all of them.
-
-    The two steps are ScanCode's, made of ScanCode's own functions (``compare_token_sets`` on token
-    sets, then on multisets for the ``top * 10`` best, then ``filter_dupes``); only the loop of step
-    one is shorter. An index without rule sets gets ScanCode's function itself.
-    """
+    """ScanCode's ``match_set.compute_candidates`` (same arguments, same result), its first step done
+    for all rules at once (``RuleSets.scored``, ``_step1_order``); its second step (``compare_token_sets``
+    on multisets for the ``top * 10`` first) and ``filter_dupes`` are ScanCode's own functions. An
+    index without rule sets gets ScanCode's function itself."""
     from licensedcode import match_set as ms
 
     rule_sets = _RULE_SETS.get(id(idx))
@@ -97,24 +127,23 @@ def compute_candidates(query_run: Any, idx: Any, matchable_rids: Any, top: int =
     def wanted(scores: Any) -> bool:
         return not high_resemblance or (scores[0].is_highly_resemblant and scores[1].is_highly_resemblant)
 
-    step1 = []
-    threshold = high_resemblance_threshold
-    for rid, matched, resemblance, containment in zip(*rule_sets.scored(qset, len(qset)), strict=True):
-        if rid not in matchable_rids:
-            continue
-        amplified = resemblance**2  # compare_token_sets' scores, in its arithmetic
-        scores = (ms.ScoresVector(round(resemblance, 1) >= threshold, round(containment, 1), round(amplified, 1),
-                                  round(matched / 20, 1)),
-                  ms.ScoresVector(resemblance >= threshold, containment, amplified, matched))
-        if wanted(scores):
-            step1.append((scores, rid))
-    if not step1:
+    rids, matched, resemblance, containment = rule_sets.scored(qset, len(qset))
+    keep = np.fromiter((rid in matchable_rids for rid in rids.tolist()), dtype=bool, count=len(rids))
+    rids, matched, resemblance, containment = rids[keep], matched[keep], resemblance[keep], containment[keep]
+    if not len(rids):
         return []
-    step1.sort(reverse=True)  # rids are distinct: ScanCode's tuples never compare past them either
+    # compare_token_sets' amplified resemblance, in its arithmetic (Python's float power)
+    amplified = np.array([r**2 for r in resemblance.tolist()], dtype=np.float64)
+    order = _step1_order(rids, matched, resemblance, containment, amplified, high_resemblance_threshold,
+                         high_resemblance)
+    if not len(order):
+        return []
+    rids = rids.tolist()
 
     step2 = []
     high_filter = partial(ms.high_multiset_subset, _use_bigrams=_use_bigrams)
-    for _scores, rid in step1[: top * 10]:
+    for i in order[: top * 10].tolist():
+        rid = rids[i]
         rule = rules[rid]
         high_set_intersection = ms.high_tids_set_subset(ms.tids_sets_intersector(qset, sets_by_rid[rid]), len_legalese)
         scores, _ = ms.compare_token_sets(

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stages.license import candidates
 
@@ -110,3 +113,12 @@ def test_an_index_without_rule_sets_gets_scancodes_function(index, texts: list[s
             candidates._ORIGINAL(query_run=run, idx=index, matchable_rids=index.approx_matchable_rids))
     finally:
         candidates.install(index)
+
+
+@given(st.lists(st.one_of(st.floats(min_value=0, max_value=1e6, allow_nan=False),
+                          st.integers(0, 10**6).map(lambda n: n / 20),
+                          st.integers(0, 10**4).map(lambda n: n / 100),
+                          st.sampled_from([0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95, 2.25, 1e-300])),
+                min_size=1, max_size=50))
+def test_rounding_is_pythons_round(values: list[float]) -> None:
+    assert candidates._round1(np.array(values, dtype=np.float64)).tolist() == [round(v, 1) for v in values]
