@@ -128,12 +128,13 @@ class CorpusStage(ABC):
     def apply(self, rows: pa.Table, resource: Any, reduced: pa.Table) -> StageResult:
         """Split ``rows`` by what the reduce decided about them."""
 
-    def after_reduce(self, resource: Any) -> None:
+    def after_reduce(self, resource: Any) -> bool:
         """Called once the reduce is done, in every process that holds this stage's resource, while
         no task runs: drop what only the reduce needed (ScanCode's index, ~1 GB, is needed by the
-        License reduce and by nothing after it). The resource must stay usable: anything dropped
-        loads again if it is asked for (a resumed or a second run)."""
-        return None
+        License reduce and by nothing after it); whether anything was dropped (the caller then
+        collects garbage). The resource must stay usable: anything dropped loads again if it is
+        asked for (a resumed or a second run)."""
+        return False
 
 
 Stage = RowStage | CorpusStage

@@ -326,10 +326,12 @@ class License(CorpusStage):
             cache.put(blob_id, sorted(expressions))
         return tuple(sorted(expressions))
 
-    def after_reduce(self, resource: LicenseResource) -> None:
+    def after_reduce(self, resource: LicenseResource) -> bool:
         """ScanCode's index (~1 GB) served the reduce only: the apply needs the policy, not ScanCode."""
-        if resource.scanner.release():
-            release_index()
+        if not resource.scanner.release():
+            return False
+        release_index()
+        return True
 
     # -- apply: per batch
     def apply(self, rows: pa.Table, resource: LicenseResource, reduced: pa.Table) -> StageResult:

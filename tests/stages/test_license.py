@@ -230,14 +230,15 @@ def test_after_the_reduce_scancodes_index_leaves_the_process_and_comes_back_if_a
     from stages.license import candidates
 
     assert candidates._RULE_SETS  # the index's rule sets for the candidate step, built with it
-    stage.after_reduce(resource)
+    assert stage.after_reduce(resource) is True  # it dropped something
     assert not resource.scanner.loaded and licensedcode.cache._LICENSE_CACHE is None
     assert not candidates._RULE_SETS  # they leave with it
     again = _prepared(repos, [("https://x.org/gpl", "/COPYING", _scanned(texts["gpl-3.0"]))], tmp_path / "b")
     assert again[3]["scancode_index_loads"] == 1
     assert _classified(again, [("https://x.org/gpl", "/a.py", "")])["https://x.org/gpl/a.py"] == (
         ["GPL-3.0-only"], "non_permissive")
-    again[0].after_reduce(again[1])
+    assert again[0].after_reduce(again[1]) is True
+    assert again[0].after_reduce(again[1]) is False  # nothing left to drop
     assert licensedcode.cache._LICENSE_CACHE is None
     # through the per-process resource table, as every worker runs it between phases
     fresh = repos.stage(tmp_path / "c")
