@@ -108,8 +108,10 @@ class RedactConfig:
 
     ``enabled``: off is for corpora that are redacted elsewhere (the dataset card says so).
     ``keep_author_emails`` keeps emails on package-author lines (``author_email=``, ``"author":``,
-    ``Maintainer:``). ``time_budget_s`` + ``time_budget_s_per_mb`` bound the time spent on a file:
-    one that runs out goes to the ledger (redaction_failed), never out unredacted.
+    ``Maintainer:``). ``time_budget_s`` + ``time_budget_s_per_mb`` bound the CPU time of the thread
+    redacting a file (``time.thread_time``, not the wall clock: a worker's other threads holding the
+    GIL, or a loaded machine, must not change which files pass): one that runs out goes to the
+    ledger (redaction_failed), never out unredacted.
     ``window_chars``: the text looked at around a prefilter hit on a long line. ``base64_entropy``
     and ``hex_entropy``: the Shannon entropy a quoted value needs to count as a secret.
     """
@@ -166,7 +168,7 @@ class Redact(RowStage):
     def redact(self, text: str, path: str, plugins: dict[str, Any]) -> tuple[str, Counter[str]]:
         """``text`` with everything found replaced, and the number of replacements per kind."""
         budget = self.config.time_budget_s + self.config.time_budget_s_per_mb * len(text) / 1e6
-        deadline = time.perf_counter() + budget
+        deadline = time.thread_time() + budget  # this thread's CPU seconds (see RedactConfig)
         counts: Counter[str] = Counter()
         text = _redact_pem_blocks(text, counts, deadline)
         found: dict[str, str] = {}
@@ -184,7 +186,7 @@ class Redact(RowStage):
         for pos in _candidates(text):
             if pos < last_end:
                 continue
-            if time.perf_counter() > deadline:
+            if time.thread_time() > deadline:
                 raise BudgetExceeded
             start = text.rfind("\n", 0, pos) + 1
             end = text.find("\n", pos)

@@ -214,7 +214,7 @@ def _redact_pem_blocks(text: str, counts: Counter[str], deadline: float) -> str:
     for begin in _PEM_BEGIN.finditer(text):
         if begin.start() < position:
             continue
-        if time.perf_counter() > deadline:
+        if time.thread_time() > deadline:
             raise BudgetExceeded
         end_marker = f"-----END {begin.group(1)}PRIVATE KEY{begin.group(2)}-----"
         end = text.find(end_marker, begin.end(), begin.end() + _PEM_MAX_CHARS)
