@@ -10,16 +10,59 @@ ScanCode; ``--limit`` of them in a seeded order. Each is detected twice by ScanC
 ``detect_licenses`` (unknown-license matching on, as the stage runs it): once with ScanCode's
 ``compute_candidates`` and once with ours in its place. The detections are compared whole (license
 expression, and each match's rule, score, span and matcher); the ground truth is ScanCode itself.
+
+First, the index itself, each way in a fresh process: ScanCode's ``get_index()`` as shipped, and the
+stage's ``Scanner()`` (collector paused, the rule sets built), then ``release_index()`` as
+``after_reduce`` runs it: CPU seconds, peak and resident memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import subprocess
+import sys
 import time
 
 from benchmarks.license_exact import license_texts
 from stages.license import candidates, exact
+
+_LOAD = """
+import gc, json, resource, time
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+start = time.process_time()
+if {ours}:
+    from stages.license.scancode import Scanner, release_index
+    from pipeline.resources import _trim_heap
+    scanner = Scanner()
+else:
+    from licensedcode.cache import get_index
+    index = get_index()
+out = {{"cpu_s": time.process_time() - start, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+       "loaded_mb": rss()}}
+if {ours}:
+    del scanner
+    release_index()
+    gc.collect()
+    _trim_heap()
+    out["released_mb"] = rss()
+print(json.dumps(out))
+"""
+
+
+def index_loads() -> None:
+    """The index loaded each way in a fresh process (see the module's docstring)."""
+    print("| index load, fresh process | CPU s | peak RSS MB | RSS loaded MB | RSS after release_index MB |")
+    print("|---|---:|---:|---:|---:|")
+    for name, ours in (("ScanCode's get_index()", False), ("the stage's Scanner()", True)):
+        done = subprocess.run([sys.executable, "-c", _LOAD.format(ours=ours)], capture_output=True, text=True,
+                              check=True)
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        released = f"{r['released_mb']:.0f}" if "released_mb" in r else ""
+        print(f"| {name} | {r['cpu_s']:.2f} | {r['peak_mb']:.0f} | {r['loaded_mb']:.0f} | {released} |")
+    print()
 
 
 def detections(index, text: str) -> list:
@@ -38,6 +81,7 @@ def main() -> None:
     from licensedcode import match_set
     from licensedcode.cache import get_index
 
+    index_loads()
     texts = sorted((sha1, where, text) for sha1, (where, text) in license_texts().items())
     unknown = [t for t in texts if exact.recognize(t[2]) is None]
     random.Random(args.seed).shuffle(unknown)
