@@ -20,7 +20,8 @@ class Scanner:
         from licensedcode.cache import get_index
 
         # Unpickling the index creates ~20 million objects; the cyclic collector would walk all
-        # those already made again and again while it runs (measured: 3.9 CPU s with it, 2.0 without).
+        # those already made again and again while it runs (benchmarks/license_candidates.py
+        # measures the load each way).
         # Paused for the load only, and only if it was running (it is process-wide: other threads
         # merely get their cycles collected ~2 s later).
         collecting = gc.isenabled()
