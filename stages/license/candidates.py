@@ -29,6 +29,7 @@ any other index gets ScanCode's function as it is.
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from functools import partial
 from typing import Any
 
@@ -40,15 +41,20 @@ _ORIGINAL: Any = None
 
 
 class RuleSets:
-    """Every rule's token-id set of one ScanCode index, as a CSR array, and each rule's minimums."""
+    """Every rule's token-id set of one ScanCode index as a CSR array (``indices``, sorted within each
+    rule; ``counts``: each token's occurrences in the rule, i.e. the rule's multiset; ``rule_of``: each
+    entry's rule; ``offsets``: rule ``r``'s entries are ``offsets[r]:offsets[r + 1]``), and each rule's
+    minimums. ``arrays``: these arrays, stored (``stages.license.lean``); else built from the index."""
 
-    def __init__(self, index: Any) -> None:
-        sets = index.sets_by_rid
-        lengths = np.fromiter((len(s) if s is not None else 0 for s in sets), dtype=np.int64, count=len(sets))
-        self.rules = len(sets)
-        self.indices = np.fromiter((tid for s in sets if s is not None for tid in s), dtype=np.int64,
-                                   count=int(lengths.sum()))
-        self.rule_of = np.repeat(np.arange(self.rules, dtype=np.int64), lengths)
+    def __init__(self, index: Any, arrays: dict[str, np.ndarray] | None = None) -> None:
+        if arrays is None:
+            present = getattr(index.sets_by_rid, "present", None)
+            if present is None:
+                present = [s is not None for s in index.sets_by_rid]
+            arrays = rule_arrays(index.tids_by_rid, present)
+        self.indices, self.counts = arrays["indices"], arrays["counts"]
+        self.rule_of, self.offsets = arrays["rule_of"], arrays["offsets"]
+        self.rules = len(self.offsets) - 1
         self.high = self.indices < index.len_legalese
         rules = index.rules_by_rid
         self.min_matched = np.array([r.get_min_matched_length(True) for r in rules], dtype=np.int64)
@@ -57,15 +63,37 @@ class RuleSets:
         self.min_containment = np.array([r._minimum_containment or 0.0 for r in rules], dtype=np.float64)
         self.vocabulary = int(self.indices.max()) + 1 if len(self.indices) else 0
 
-    def scored(self, token_ids: Any, query_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The rules that pass ``compare_token_sets``'s tests on token *sets* against the query set
-        ``token_ids`` (of ``query_length`` tokens), in increasing rule id: their ids, matched lengths,
-        resemblances and containments, each computed as ScanCode computes it (integer counts, then one
-        IEEE division each, which numpy and Python round alike)."""
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"indices": self.indices, "counts": self.counts, "rule_of": self.rule_of, "offsets": self.offsets}
+
+    def multiset(self, rid: int) -> defaultdict[int, int]:
+        """Rule ``rid``'s token multiset, as ScanCode's ``msets_by_rid[rid]`` holds it (the same items;
+        in token order, where ScanCode's are in first-occurrence order, which no result depends on)."""
+        start, end = int(self.offsets[rid]), int(self.offsets[rid + 1])
+        return defaultdict(int, zip(self.indices[start:end].tolist(), self.counts[start:end].tolist(), strict=True))
+
+    def high_shared(self, rid: int, present: np.ndarray) -> Any:
+        """The legalese tokens rule ``rid`` shares with the query (``present``: the query's tokens as
+        flags), as ScanCode's ``high_tids_set_subset(tids_sets_intersector(qset, sets_by_rid[rid]))``."""
+        from intbitset import intbitset
+
+        start, end = int(self.offsets[rid]), int(self.offsets[rid + 1])
+        tids = self.indices[start:end]
+        return intbitset(tids[present[tids] & self.high[start:end]].tolist())
+
+    def present(self, token_ids: Any) -> np.ndarray:
+        """The query's token ids as flags over the rules' vocabulary."""
         query = np.fromiter(token_ids, dtype=np.int64)
         query = query[(query >= 0) & (query < self.vocabulary)]
         present = np.zeros(self.vocabulary, dtype=bool)
         present[query] = True
+        return present
+
+    def scored(self, present: np.ndarray, query_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rules that pass ``compare_token_sets``'s tests on token *sets* against the query set
+        (``present``, of ``query_length`` tokens), in increasing rule id: their ids, matched lengths,
+        resemblances and containments, each computed as ScanCode computes it (integer counts, then one
+        IEEE division each, which numpy and Python round alike)."""
         shared = present[self.indices]
         matched = np.bincount(self.rule_of[shared], minlength=self.rules)
         high = np.bincount(self.rule_of[shared & self.high], minlength=self.rules)
@@ -78,6 +106,26 @@ class RuleSets:
         rids, matched, length, containment = rids[keep], matched[keep], length[keep], containment[keep]
         resemblance = matched / (query_length + length - matched)
         return rids, matched, resemblance, containment
+
+
+def rule_arrays(tids_by_rid: Any, present: Any) -> dict[str, np.ndarray]:
+    """``RuleSets``' arrays from each rule's token ids (ScanCode's ``tids_by_rid``: ``array('h')``s), for
+    the rules ``present`` flags (those ScanCode gives a set): per rule, its distinct token ids in
+    increasing order and each one's count (as ``build_set_and_tids_mset`` counts: -1 left out)."""
+    lengths = np.fromiter((len(t) if p else 0 for t, p in zip(tids_by_rid, present, strict=True)), dtype=np.int64,
+                          count=len(tids_by_rid))
+    rules = len(tids_by_rid)
+    parts = [np.frombuffer(t, dtype=np.int16) for t, p in zip(tids_by_rid, present, strict=True) if p and len(t)]
+    flat = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+    rule_of = np.repeat(np.arange(rules, dtype=np.int64), lengths)
+    valid = flat >= 0
+    flat, rule_of = flat[valid], rule_of[valid]
+    width = int(flat.max()) + 1 if len(flat) else 1
+    keys, counts = np.unique(rule_of * width + flat, return_counts=True)
+    rule_of = keys // width
+    return {"indices": (keys % width).astype(np.int32), "counts": counts.astype(np.int32),
+            "rule_of": rule_of.astype(np.int32),
+            "offsets": np.searchsorted(rule_of, np.arange(rules + 1, dtype=np.int64)).astype(np.int64)}
 
 
 def _round1(values: np.ndarray) -> np.ndarray:
@@ -122,12 +170,13 @@ def compute_candidates(query_run: Any, idx: Any, matchable_rids: Any, top: int =
         return _ORIGINAL(query_run, idx, matchable_rids, top, high_resemblance, high_resemblance_threshold,
                          _use_bigrams)
     qset, qmset = ms.build_set_and_mset(query_run.matchable_tokens(), _use_bigrams=_use_bigrams)
-    len_legalese, sets_by_rid, rules = idx.len_legalese, idx.sets_by_rid, idx.rules_by_rid
+    len_legalese, rules = idx.len_legalese, idx.rules_by_rid
 
     def wanted(scores: Any) -> bool:
         return not high_resemblance or (scores[0].is_highly_resemblant and scores[1].is_highly_resemblant)
 
-    rids, matched, resemblance, containment = rule_sets.scored(qset, len(qset))
+    present = rule_sets.present(qset)
+    rids, matched, resemblance, containment = rule_sets.scored(present, len(qset))
     keep = np.fromiter((rid in matchable_rids for rid in rids.tolist()), dtype=bool, count=len(rids))
     rids, matched, resemblance, containment = rids[keep], matched[keep], resemblance[keep], containment[keep]
     if not len(rids):
@@ -145,11 +194,14 @@ def compute_candidates(query_run: Any, idx: Any, matchable_rids: Any, top: int =
     for i in order[: top * 10].tolist():
         rid = rids[i]
         rule = rules[rid]
-        high_set_intersection = ms.high_tids_set_subset(ms.tids_sets_intersector(qset, sets_by_rid[rid]), len_legalese)
+        # the rule's set and multiset from the rule sets' arrays, not from the index's tables (a lean
+        # index computes those only when asked): the same values
+        high_set_intersection = rule_sets.high_shared(rid, present)
         scores, _ = ms.compare_token_sets(
-            qset=qmset, iset=idx.msets_by_rid[rid], intersector=ms.multisets_intersector, counter=ms.multiset_counter,
-            high_intersection_filter=high_filter, len_legalese=len_legalese, unique=False, rule=rule,
-            filter_non_matching=not _use_bigrams, high_resemblance_threshold=high_resemblance_threshold)
+            qset=qmset, iset=rule_sets.multiset(rid), intersector=ms.multisets_intersector,
+            counter=ms.multiset_counter, high_intersection_filter=high_filter, len_legalese=len_legalese,
+            unique=False, rule=rule, filter_non_matching=not _use_bigrams,
+            high_resemblance_threshold=high_resemblance_threshold)
         if scores and wanted(scores):
             step2.append((scores, rid, rule, high_set_intersection))  # step one's set intersection, as ScanCode
     if not step2:
@@ -157,18 +209,20 @@ def compute_candidates(query_run: Any, idx: Any, matchable_rids: Any, top: int =
     return sorted(ms.filter_dupes(step2), reverse=True)[:top]
 
 
-def install(index: Any) -> None:
-    """Build ``index``'s rule sets and route ScanCode's candidate step through ``compute_candidates``."""
+def install(index: Any, arrays: dict[str, np.ndarray] | None = None) -> RuleSets:
+    """Build ``index``'s rule sets (from ``arrays`` when given) and route ScanCode's candidate step
+    through ``compute_candidates``; the rule sets."""
     global _ORIGINAL
     from licensedcode import match_set
 
-    rule_sets = RuleSets(index)
+    rule_sets = RuleSets(index, arrays)
     with _LOCK:
         if _ORIGINAL is None:
             _ORIGINAL = match_set.compute_candidates
             match_set.compute_candidates = compute_candidates
         _RULE_SETS.clear()  # one index per process: a reloaded one replaces the last
         _RULE_SETS[id(index)] = rule_sets
+    return rule_sets
 
 
 def forget() -> None:

@@ -20,11 +20,16 @@ from stages.license import candidates
 
 @pytest.fixture(scope="module")
 def index():
-    from licensedcode.cache import get_index
+    """ScanCode's full index, read from its own cache file (whatever this process loaded before)."""
+    import licensedcode.cache as scancode_cache
 
-    idx = get_index()
-    candidates.install(idx)
-    return idx
+    from stages.license import lean
+
+    cache = scancode_cache.load_cache_file(lean.scancode_cache_file())
+    if scancode_cache._LICENSE_CACHE is None:  # ScanCode's functions find their licensing there
+        scancode_cache._LICENSE_CACHE = cache
+    candidates.install(cache.index)
+    return cache.index
 
 
 @pytest.fixture(scope="module")
