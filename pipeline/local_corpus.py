@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -62,6 +63,11 @@ class LocalCorpus:
         node_type = self.table.schema.field(a).type
         labels = pa.table({"node": pa.array(nodes, node_type), "label": pa.array([find(n) for n in nodes], node_type)})
         return self._new(labels), 1
+
+    def ordinal(self, key: str, into: str) -> LocalCorpus:
+        order = pc.sort_indices(self.table, sort_keys=[(key, "ascending")])
+        table = self.table.take(order)  # in key order, as the Dask version leaves the rows
+        return self._new(table.append_column(into, pa.array(np.arange(table.num_rows, dtype=np.int64))))
 
     def with_content(self, bucket: str, row: str, into: str) -> LocalCorpus:
         if self.content_of is None:

@@ -168,6 +168,11 @@ class Corpus(Protocol):
         """Connected components of the edges ``(a, b)``: a ``(node, label)`` row per node, ``label``
         the smallest node of its component; and the number of label rounds it took."""
 
+    def ordinal(self, key: str, into: str) -> Corpus:
+        """Each row plus ``into`` (int64): the row's place in the order of ``key`` over the whole corpus,
+        0 for the smallest. ``key`` must be unique (then the numbers are the same for any number of
+        pieces); rows may move between pieces."""
+
     def with_content(self, bucket: str, row: str, into: str) -> Corpus:
         """Each row plus ``into``: the content of the kept row ``(bucket, row)`` (``kept`` stages only)."""
 

@@ -94,6 +94,16 @@ class DaskCorpus:
         schema = pa.schema([pa.field("node", node), pa.field("label", node)])
         return self._new(labels, schema), rounds
 
+    def ordinal(self, key: str, into: str) -> DaskCorpus:
+        # Dask's sort: a pass for the quantiles of ``key`` (the pieces' bounds), a shuffle into pieces
+        # in key order, each sorted; then each piece's sizes give its first number
+        ordered = self._new(self.frame.sort_values(key), self.schema).persist()
+        sizes = ordered.frame.map_partitions(len).compute().tolist()
+        starts = tuple(int(s) for s in np.cumsum([0, *sizes[:-1]]))
+        schema = self.schema.append(pa.field(into, pa.int64()))
+        frame = ordered.frame.map_partitions(_numbered, starts, into, schema, partition_info=True, meta=meta(schema))
+        return self._new(frame, schema)
+
     def with_content(self, bucket: str, row: str, into: str) -> DaskCorpus:
         schema = self.schema.append(pa.field(into, pa.large_string()))
         fn = partial(_attach_content, rows_dir=self.context.rows_dir, bucket=bucket, row=row, into=into)
@@ -114,6 +124,17 @@ class DaskCorpus:
             return {}
         sums = dask.compute(*(self.frame[c].sum() for c in columns))
         return {c: int(0 if pd.isna(v) else v) for c, v in zip(columns, sums, strict=True)}
+
+
+def _numbered(df: pd.DataFrame, starts: tuple[int, ...], into: str, schema: pa.Schema,
+              partition_info: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Piece ``partition_info["number"]`` of a sorted frame plus ``into``: its rows' places in the whole
+    order (the piece's first is ``starts[number]``)."""
+    assert partition_info is not None  # Dask gives it (``partition_info=True``)
+    first = starts[partition_info["number"]]
+    table = to_arrow(df)
+    table = table.append_column(into, pa.array(np.arange(first, first + len(df), dtype=np.int64)))
+    return to_pandas(table.cast(schema))
 
 
 def _attach_content(table: pa.Table, resource: Any = None, *, rows_dir: str, bucket: str, row: str,
