@@ -63,6 +63,13 @@ SECTIONS = (
         ("benchmarks/redaction.py", "--mb", "40", "--per-kind", "200", "--seed", "7"),
     ),
     Section(
+        "decontamination", "Decontamination",
+        "The decontamination stage (HumanEval's snippets) over a seeded 60 MB sample of real files, one "
+        "process, one core; the automaton alone over every normalised file (the stage before its prefilter) "
+        "for comparison, and a check that both give the same details on files with HumanEval's items planted.",
+        ("-m", "benchmarks.decontamination", "--mb", "60", "--seed", "7"),
+    ),
+    Section(
         "language", "Language and filters",
         "The language and filters stages over a seeded sample of real files from six ecosystems, one core.",
         ("-m", "benchmarks.language_speed", "--mb", "60", "--partition-mb", "32", "--seed", "7", "--repeat", "2"),
