@@ -1,4 +1,4 @@
-"""ScanCode's approximate matching, first step, with the rules that cannot pass left out up front.
+"""ScanCode's candidate step (approximate matching), for all rules at once with numpy.
 
 Where ScanCode spends its time on a license file that is not a known text: ``match_set.
 compute_candidates``, once per query run (a license file has one to a few dozen), compares the
@@ -7,16 +7,19 @@ Python (~0.09 s per run; on a 74 KB file bundling a dozen licenses, 6.5 of its 7
 rule fails there at once: its intersection with the run has fewer tokens, or fewer "legalese"
 tokens, than the rule's minimum.
 
-``RuleSets`` holds every rule's token set as one CSR array. For a query run it counts, for all
-rules at once with numpy, the tokens shared with the run and the legalese ones among them, and
+``RuleSets`` holds every rule's token set and multiset as one CSR array, and the same entries by
+token. For a query run it counts, for all rules at once, the tokens shared with the run and the
+legalese ones among them (from the run's side: the rules of each of its tokens), and
 keeps the rules meeting ScanCode's own conditions in ``compare_token_sets`` (an intersection, a
 legalese intersection, ``len(high) >= rule.get_min_high_matched_length(True)``,
 ``len(intersection) >= rule.get_min_matched_length(True)``, the rule's minimum containment). Their
 scores are ScanCode's, computed the way it computes them (integer counts, one IEEE division each,
 Python's float power and Python's ``round``, which ``_round1`` reproduces exactly), and ordered as
 its ``sort(reverse=True)`` orders its tuples (``np.lexsort`` on the same keys, the rule id last).
-ScanCode's second step (multisets) runs on the ``top * 10`` first, with ScanCode's own functions,
-and its de-duplication after it. The candidates, their order and everything after are the same:
+ScanCode's second step (``compare_token_sets`` on multisets) runs on the ``top * 10`` first: the
+multiset intersections' cardinalities, all tokens and legalese ones, from the same arrays, then
+ScanCode's tests and scores in its arithmetic (``_multiset_scores``), one rule at a time; its
+de-duplication (``filter_dupes``) after it. The candidates, their order and everything after are the same:
 tests/stages/test_license_candidates.py compares the candidate lists, and the detections, with and
 without, on ScanCode's own texts altered and bundled; ``benchmarks/license_candidates.py`` on real
 license files.
@@ -29,8 +32,6 @@ any other index gets ScanCode's function as it is.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -43,8 +44,10 @@ _ORIGINAL: Any = None
 class RuleSets:
     """Every rule's token-id set of one ScanCode index as a CSR array (``indices``, sorted within each
     rule; ``counts``: each token's occurrences in the rule, i.e. the rule's multiset; ``rule_of``: each
-    entry's rule; ``offsets``: rule ``r``'s entries are ``offsets[r]:offsets[r + 1]``), and each rule's
-    minimums. ``arrays``: these arrays, stored (``stages.license.lean``); else built from the index."""
+    entry's rule; ``offsets``: rule ``r``'s entries are ``offsets[r]:offsets[r + 1]``), the same entries
+    by token (``by_token``: the rules having token ``t`` are ``by_token[token_offsets[t]:token_offsets[t +
+    1]]``), and each rule's minimums. ``arrays``: these arrays, stored (``stages.license.lean``); else
+    built from the index."""
 
     def __init__(self, index: Any, arrays: dict[str, np.ndarray] | None = None) -> None:
         if arrays is None:
@@ -54,23 +57,68 @@ class RuleSets:
             arrays = rule_arrays(index.tids_by_rid, present)
         self.indices, self.counts = arrays["indices"], arrays["counts"]
         self.rule_of, self.offsets = arrays["rule_of"], arrays["offsets"]
+        self.by_token, self.token_offsets = arrays["by_token"], arrays["token_offsets"]
         self.rules = len(self.offsets) - 1
+        self.len_legalese = index.len_legalese
         self.high = self.indices < index.len_legalese
         rules = index.rules_by_rid
-        self.min_matched = np.array([r.get_min_matched_length(True) for r in rules], dtype=np.int64)
-        self.min_high = np.array([r.get_min_high_matched_length(True) for r in rules], dtype=np.int64)
-        self.length = np.array([r.get_length(True) for r in rules], dtype=np.float64)
+        for unique in (True, False):  # step one compares sets, step two multisets
+            suffix = "" if unique else "_multi"
+            setattr(self, "min_matched" + suffix,
+                    np.array([r.get_min_matched_length(unique) for r in rules], dtype=np.int64))
+            setattr(self, "min_high" + suffix,
+                    np.array([r.get_min_high_matched_length(unique) for r in rules], dtype=np.int64))
+            setattr(self, "length" + suffix, np.array([r.get_length(unique) for r in rules], dtype=np.float64))
         self.min_containment = np.array([r._minimum_containment or 0.0 for r in rules], dtype=np.float64)
-        self.vocabulary = int(self.indices.max()) + 1 if len(self.indices) else 0
+        self.vocabulary = len(self.token_offsets) - 1
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"indices": self.indices, "counts": self.counts, "rule_of": self.rule_of, "offsets": self.offsets}
+        return {"indices": self.indices, "counts": self.counts, "rule_of": self.rule_of, "offsets": self.offsets,
+                "by_token": self.by_token, "token_offsets": self.token_offsets}
 
-    def multiset(self, rid: int) -> defaultdict[int, int]:
-        """Rule ``rid``'s token multiset, as ScanCode's ``msets_by_rid[rid]`` holds it (the same items;
-        in token order, where ScanCode's are in first-occurrence order, which no result depends on)."""
-        start, end = int(self.offsets[rid]), int(self.offsets[rid + 1])
-        return defaultdict(int, zip(self.indices[start:end].tolist(), self.counts[start:end].tolist(), strict=True))
+    def query(self, token_ids: Any) -> np.ndarray:
+        """The distinct token ids of a query set that some rule has (the others match nothing)."""
+        query = np.unique(np.fromiter(token_ids, dtype=np.int64))
+        return query[(query >= 0) & (query < self.vocabulary)]
+
+    def present(self, query: np.ndarray) -> np.ndarray:
+        """The query's token ids as flags over the rules' vocabulary."""
+        present = np.zeros(self.vocabulary, dtype=bool)
+        present[query] = True
+        return present
+
+    def scored(self, query: np.ndarray, query_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rules that pass ``compare_token_sets``'s tests on token *sets* against the query set
+        (``query``: its distinct token ids, from ``query``; ``query_length`` tokens in all), in increasing
+        rule id: their ids, matched lengths, resemblances and containments, each computed as ScanCode
+        computes it (integer counts, then one IEEE division each, which numpy and Python round alike).
+        The shared tokens are counted from the query's side: the rules of each of its tokens."""
+        rules = self.by_token[_ranges(self.token_offsets[query], self.token_offsets[query + 1])]
+        lengths = self.token_offsets[query + 1] - self.token_offsets[query]
+        matched = np.bincount(rules, minlength=self.rules)
+        high = np.bincount(rules[np.repeat(query < self.len_legalese, lengths)], minlength=self.rules)
+        ok = (matched > 0) & (high > 0) & (high >= self.min_high) & (matched >= self.min_matched)
+        rids = np.flatnonzero(ok)
+        matched = matched[rids]
+        length = self.length[rids]
+        containment = matched / length
+        keep = ~((self.min_containment[rids] > 0) & (containment < self.min_containment[rids]))
+        rids, matched, length, containment = rids[keep], matched[keep], length[keep], containment[keep]
+        resemblance = matched / (query_length + length - matched)
+        return rids, matched, resemblance, containment
+
+    def multiset_matches(self, rids: np.ndarray, query_counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each rule of ``rids``, the cardinality of its multiset's intersection with the query's
+        (``query_counts``: each token's count in the query, over the vocabulary), all tokens and
+        legalese tokens: ScanCode's ``multiset_counter`` of ``multisets_intersector``, and of its
+        ``high_multiset_subset``."""
+        starts, ends = self.offsets[rids], self.offsets[rids + 1]
+        positions = _ranges(starts, ends)
+        shared = np.minimum(query_counts[self.indices[positions]], self.counts[positions])
+        segment = np.repeat(np.arange(len(rids)), ends - starts)
+        matched = np.bincount(segment, weights=shared, minlength=len(rids)).astype(np.int64)
+        high = np.bincount(segment, weights=shared * self.high[positions], minlength=len(rids)).astype(np.int64)
+        return matched, high
 
     def high_shared(self, rid: int, present: np.ndarray) -> Any:
         """The legalese tokens rule ``rid`` shares with the query (``present``: the query's tokens as
@@ -81,31 +129,12 @@ class RuleSets:
         tids = self.indices[start:end]
         return intbitset(tids[present[tids] & self.high[start:end]].tolist())
 
-    def present(self, token_ids: Any) -> np.ndarray:
-        """The query's token ids as flags over the rules' vocabulary."""
-        query = np.fromiter(token_ids, dtype=np.int64)
-        query = query[(query >= 0) & (query < self.vocabulary)]
-        present = np.zeros(self.vocabulary, dtype=bool)
-        present[query] = True
-        return present
 
-    def scored(self, present: np.ndarray, query_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The rules that pass ``compare_token_sets``'s tests on token *sets* against the query set
-        (``present``, of ``query_length`` tokens), in increasing rule id: their ids, matched lengths,
-        resemblances and containments, each computed as ScanCode computes it (integer counts, then one
-        IEEE division each, which numpy and Python round alike)."""
-        shared = present[self.indices]
-        matched = np.bincount(self.rule_of[shared], minlength=self.rules)
-        high = np.bincount(self.rule_of[shared & self.high], minlength=self.rules)
-        ok = (matched > 0) & (high > 0) & (high >= self.min_high) & (matched >= self.min_matched)
-        rids = np.flatnonzero(ok)
-        matched = matched[rids]
-        length = self.length[rids]
-        containment = matched / length
-        keep = ~((self.min_containment[rids] > 0) & (containment < self.min_containment[rids]))
-        rids, matched, length, containment = rids[keep], matched[keep], length[keep], containment[keep]
-        resemblance = matched / (query_length + length - matched)
-        return rids, matched, resemblance, containment
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The positions ``starts[i]:ends[i]`` for every ``i``, concatenated."""
+    lengths = ends - starts
+    total = int(lengths.sum())
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
 
 
 def rule_arrays(tids_by_rid: Any, present: Any) -> dict[str, np.ndarray]:
@@ -122,10 +151,13 @@ def rule_arrays(tids_by_rid: Any, present: Any) -> dict[str, np.ndarray]:
     flat, rule_of = flat[valid], rule_of[valid]
     width = int(flat.max()) + 1 if len(flat) else 1
     keys, counts = np.unique(rule_of * width + flat, return_counts=True)
-    rule_of = keys // width
-    return {"indices": (keys % width).astype(np.int32), "counts": counts.astype(np.int32),
+    rule_of, indices = keys // width, keys % width
+    by_token = np.argsort(indices, kind="stable")  # by token, then rule
+    return {"indices": indices.astype(np.int32), "counts": counts.astype(np.int32),
             "rule_of": rule_of.astype(np.int32),
-            "offsets": np.searchsorted(rule_of, np.arange(rules + 1, dtype=np.int64)).astype(np.int64)}
+            "offsets": np.searchsorted(rule_of, np.arange(rules + 1, dtype=np.int64)).astype(np.int64),
+            "by_token": rule_of[by_token].astype(np.int32),
+            "token_offsets": np.searchsorted(indices[by_token], np.arange(width + 1, dtype=np.int64)).astype(np.int64)}
 
 
 def _round1(values: np.ndarray) -> np.ndarray:
@@ -160,23 +192,23 @@ def _step1_order(rids: np.ndarray, ml: np.ndarray, res: np.ndarray, con: np.ndar
 def compute_candidates(query_run: Any, idx: Any, matchable_rids: Any, top: int = 50, high_resemblance: bool = False,
                        high_resemblance_threshold: float = 0.8, _use_bigrams: bool = False) -> Any:
     """ScanCode's ``match_set.compute_candidates`` (same arguments, same result), its first step done
-    for all rules at once (``RuleSets.scored``, ``_step1_order``); its second step (``compare_token_sets``
-    on multisets for the ``top * 10`` first) and ``filter_dupes`` are ScanCode's own functions. An
-    index without rule sets gets ScanCode's function itself."""
+    for all rules at once (``RuleSets.scored``, ``_step1_order``), its second step's intersections for
+    the ``top * 10`` first at once (``RuleSets.multiset_matches``, ``_multiset_scores``);
+    ``filter_dupes`` is ScanCode's. An index without rule sets gets ScanCode's function itself."""
     from licensedcode import match_set as ms
 
     rule_sets = _RULE_SETS.get(id(idx))
-    if rule_sets is None:
+    if rule_sets is None or _use_bigrams:  # bigram multisets: off in ScanCode (USE_BIGRAM_MULTISETS)
         return _ORIGINAL(query_run, idx, matchable_rids, top, high_resemblance, high_resemblance_threshold,
                          _use_bigrams)
-    qset, qmset = ms.build_set_and_mset(query_run.matchable_tokens(), _use_bigrams=_use_bigrams)
-    len_legalese, rules = idx.len_legalese, idx.rules_by_rid
+    qset, qmset = ms.build_set_and_mset(query_run.matchable_tokens())
+    rules = idx.rules_by_rid
 
     def wanted(scores: Any) -> bool:
         return not high_resemblance or (scores[0].is_highly_resemblant and scores[1].is_highly_resemblant)
 
-    present = rule_sets.present(qset)
-    rids, matched, resemblance, containment = rule_sets.scored(present, len(qset))
+    query = rule_sets.query(qset)
+    rids, matched, resemblance, containment = rule_sets.scored(query, len(qset))
     keep = np.fromiter((rid in matchable_rids for rid in rids.tolist()), dtype=bool, count=len(rids))
     rids, matched, resemblance, containment = rids[keep], matched[keep], resemblance[keep], containment[keep]
     if not len(rids):
@@ -187,26 +219,58 @@ def compute_candidates(query_run: Any, idx: Any, matchable_rids: Any, top: int =
                          high_resemblance)
     if not len(order):
         return []
-    rids = rids.tolist()
 
+    # step two: compare_token_sets on multisets for the top * 10 of step one, in that order; the
+    # intersections' cardinalities from the rule sets' arrays (not from the index's tables, which a
+    # lean index computes only when asked: the same values), the rest in ScanCode's arithmetic
+    chosen = rids[order[: top * 10]]
+    tokens = np.fromiter(qmset.keys(), dtype=np.int64, count=len(qmset))
+    occurrences = np.fromiter(qmset.values(), dtype=np.int64, count=len(qmset))
+    inside = (tokens >= 0) & (tokens < rule_sets.vocabulary)
+    query_counts = np.zeros(rule_sets.vocabulary, dtype=np.int64)
+    query_counts[tokens[inside]] = occurrences[inside]
+    matched_lengths, high_lengths = rule_sets.multiset_matches(chosen, query_counts)
+    query_length = ms.multiset_counter(qmset)
+    present = rule_sets.present(query)
     step2 = []
-    high_filter = partial(ms.high_multiset_subset, _use_bigrams=_use_bigrams)
-    for i in order[: top * 10].tolist():
-        rid = rids[i]
+    for rid, matched_length, high_length in zip(chosen.tolist(), matched_lengths.tolist(), high_lengths.tolist(),
+                                                strict=True):
         rule = rules[rid]
-        # the rule's set and multiset from the rule sets' arrays, not from the index's tables (a lean
-        # index computes those only when asked): the same values
-        high_set_intersection = rule_sets.high_shared(rid, present)
-        scores, _ = ms.compare_token_sets(
-            qset=qmset, iset=rule_sets.multiset(rid), intersector=ms.multisets_intersector,
-            counter=ms.multiset_counter, high_intersection_filter=high_filter, len_legalese=len_legalese,
-            unique=False, rule=rule, filter_non_matching=not _use_bigrams,
-            high_resemblance_threshold=high_resemblance_threshold)
+        scores = _multiset_scores(rule, matched_length, high_length, query_length, high_resemblance_threshold)
         if scores and wanted(scores):
-            step2.append((scores, rid, rule, high_set_intersection))  # step one's set intersection, as ScanCode
+            # step one's set intersection, as ScanCode keeps it
+            step2.append((scores, rid, rule, rule_sets.high_shared(rid, present)))
     if not step2:
         return step2
     return sorted(ms.filter_dupes(step2), reverse=True)[:top]
+
+
+def _multiset_scores(rule: Any, matched_length: int, high_matched_length: int, query_length: int,
+                     high_resemblance_threshold: float) -> Any:
+    """ScanCode's ``compare_token_sets`` on multisets (``unique=False``, ``filter_non_matching=True``)
+    from its intersection's cardinalities: its scores, or None where it returns ``(None, None)``."""
+    from licensedcode.match_set import ScoresVector
+
+    if not matched_length or not high_matched_length:  # an empty intersection, or no legalese in it
+        return None
+    if high_matched_length < rule.get_min_high_matched_length(False):
+        return None
+    if matched_length < rule.get_min_matched_length(False):
+        return None
+    rule_length = rule.get_length(False)
+    resemblance = matched_length / (query_length + rule_length - matched_length)
+    containment = matched_length / rule_length
+    amplified_resemblance = resemblance**2
+    minimum_containment = rule._minimum_containment
+    if minimum_containment and containment < minimum_containment:
+        return None
+    return (
+        ScoresVector(is_highly_resemblant=round(resemblance, 1) >= high_resemblance_threshold,
+                     containment=round(containment, 1), resemblance=round(amplified_resemblance, 1),
+                     matched_length=round(matched_length / 20, 1)),
+        ScoresVector(is_highly_resemblant=resemblance >= high_resemblance_threshold, containment=containment,
+                     resemblance=amplified_resemblance, matched_length=matched_length),
+    )
 
 
 def install(index: Any, arrays: dict[str, np.ndarray] | None = None) -> RuleSets:

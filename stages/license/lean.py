@@ -48,13 +48,13 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
 #: The per-rule tables left out of the lean copy (computed from ``tids_by_rid``).
 DERIVED = ("high_postings_by_rid", "sets_by_rid", "msets_by_rid")
 #: Pickled on their own, loaded first.
 AUTOMATA = ("rules_automaton", "unknown_automaton")
 #: The ``RuleSets`` arrays stored as .npy files.
-ARRAYS = ("indices", "counts", "rule_of", "offsets")
+ARRAYS = ("indices", "counts", "rule_of", "offsets", "by_token", "token_offsets")
 
 
 def scancode_cache_file() -> Path:

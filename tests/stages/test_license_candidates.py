@@ -127,3 +127,14 @@ def test_an_index_without_rule_sets_gets_scancodes_function(index, texts: list[s
                 min_size=1, max_size=50))
 def test_rounding_is_pythons_round(values: list[float]) -> None:
     assert candidates._round1(np.array(values, dtype=np.float64)).tolist() == [round(v, 1) for v in values]
+
+
+def test_a_run_of_tokens_no_rule_has(index) -> None:
+    """Words ScanCode's dictionary lacks (no token id), or only one common word: ScanCode's answer."""
+    for text in ("zzqx vlorp quabble frint snorkelwise " * 20, "the " * 50):
+        for run in _runs(index, text):
+            ours = candidates.compute_candidates(query_run=run, idx=index,
+                                                 matchable_rids=index.approx_matchable_rids, top=70)
+            theirs = candidates._ORIGINAL(query_run=run, idx=index, matchable_rids=index.approx_matchable_rids,
+                                          top=70)
+            assert _plain(ours) == _plain(theirs)
