@@ -42,7 +42,7 @@ def test_an_output_folder_that_cannot_be_created_is_a_one_line_error(stdlib_expo
 
 
 def test_workers_that_die_of_memory_are_a_one_line_error(tmp_path: Path) -> None:
-    """A license text only ScanCode can read, on workers capped under its index's ~1.4 GiB: Dask's nanny
+    """A license text only ScanCode can read, on workers capped under what its index needs: Dask's nanny
     kills each worker that loads it, the task fails on every worker, and the user reads one line."""
     from licensedcode.models import load_licenses
 
