@@ -25,6 +25,7 @@ licenses) gets a new copy. tests/stages/test_license_lean.py compares detections
 ``scancode-lean/<key>``: a per-machine software cache, like ScanCode's own, not part of any dataset.
 Written once per machine (the first load of the index writes it: a few seconds more, once);
 written to a temporary folder and renamed, so concurrent writers never leave a half-written copy.
+Writing a copy removes the copies of earlier states of the same ScanCode cache file.
 Where it cannot be written, the stage says so in one log line and uses ScanCode's cache.
 """
 
@@ -196,7 +197,8 @@ def save(cache: Any, arrays: dict[str, np.ndarray]) -> Path | None:
                 np.save(temporary / f"present-{kind}.npy", flags)
             for array_name in ARRAYS:
                 np.save(temporary / f"{array_name}.npy", arrays[array_name])
-            (temporary / "key.json").write_text(json.dumps({"key": name, "format": FORMAT}))
+            (temporary / "key.json").write_text(json.dumps({"key": name, "format": FORMAT,
+                                                            "source": str(scancode_cache_file())}))
             try:
                 temporary.rename(target)  # atomic; another writer may have won: theirs is the same
             except OSError:
@@ -208,7 +210,24 @@ def save(cache: Any, arrays: dict[str, np.ndarray]) -> Path | None:
         log.warning("ScanCode's lean index cannot be written to %s (%s): the full index is used",
                     target.parent, type(e).__name__)
         return None
+    _remove_stale(target)
     return target
+
+
+def _remove_stale(current: Path) -> None:
+    """Remove the copies made for earlier states of the same ScanCode cache file (an upgrade or a
+    re-index leaves one of ~0.4 GB behind): no process can ask for them any more, as the key is the
+    file's present state."""
+    source = str(scancode_cache_file())
+    for folder in current.parent.iterdir():
+        if folder == current or folder.name.startswith("."):
+            continue
+        try:
+            described = json.loads((folder / "key.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if described.get("source") == source:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def load() -> tuple[Any, dict[str, np.ndarray]] | None:

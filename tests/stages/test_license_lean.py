@@ -145,3 +145,18 @@ def test_an_unwritable_cache_folder_is_one_line(full, tmp_path, monkeypatch, cap
         assert lean.save(full, arrays) is None
     assert len(caplog.records) == 1 and "cannot be written" in caplog.records[0].getMessage()
     assert full.index.rules_automaton is not None and full.index.sets_by_rid[0] is not None  # left whole
+
+
+def test_a_new_copy_removes_the_copies_of_earlier_states(full, tmp_path, monkeypatch) -> None:
+    import json
+
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path))
+    root = lean.root()
+    stale, other = root / ("0" * 20), root / ("1" * 20)  # an earlier state of this cache file; another file's
+    for folder, source in ((stale, str(lean.scancode_cache_file())), (other, "/elsewhere/index_cache")):
+        folder.mkdir(parents=True)
+        (folder / "key.json").write_text(json.dumps({"key": folder.name, "format": lean.FORMAT, "source": source}))
+    arrays = candidates.rule_arrays(full.index.tids_by_rid, [s is not None for s in full.index.sets_by_rid])
+    written = lean.save(full, arrays)
+    assert written is not None and written.is_dir()
+    assert not stale.exists() and other.is_dir()
