@@ -4,9 +4,11 @@ verification, and the decisions drawn from connected components.
 
 Both read the rows every row stage kept. Exact: map = (sha256, survivor rank) per row; reduce =
 shuffle on sha256, the smallest rank of each hash survives. Near, over the exact survivors: map =
-MinHash signature; reduce = band keys shuffled on the key → candidate pairs per LSH bucket →
-deduplicated → joined with both signatures → verified (estimated or exact Jaccard) → connected
-components → every member but the smallest rank of its component is a near duplicate. The reduces
+MinHash signature; reduce = the candidates (rows with a signature) numbered in rank order (a sort:
+the band rows, pairs and labels then carry an int64, not the rank) → band keys shuffled on the key →
+candidate pairs per LSH bucket → deduplicated → joined with both signatures → verified (estimated or
+exact Jaccard) → connected components → every member but the smallest number (rank) of its
+component is a near duplicate, naming the survivor's blob. The reduces
 are written against ``stages.base.Corpus``; the graph module runs them on Dask. No function here
 ever sees more than one piece of the corpus at a time. MinHash itself is in ``minhash``.
 """
@@ -183,14 +185,24 @@ EXACT_DECISIONS = pa.schema([*_ADDRESS, pa.field("reason", pa.string()), pa.fiel
 #: duplicates are kept (and only flagged through ``near_dup_cluster``).
 NEAR_DECISIONS = EXACT_DECISIONS.append(pa.field("near_dup_cluster", pa.string()))
 _STRING = pa.string()
-BANDS = pa.schema([pa.field("bk", pa.uint64()), pa.field("node", _STRING)])
-PAIRS = pa.schema([pa.field("a", _STRING), pa.field("b", _STRING)])
-LABELS = pa.schema([pa.field("node", _STRING), pa.field("label", _STRING)])
-NODES = pa.schema([pa.field("node", _STRING), *_ADDRESS])
+#: A near-dedup candidate (a key with a signature) is a node: its number in the order of the ranks
+#: (``Corpus.ordinal``), so that the band rows, pairs and labels carry an int64, not the rank's string,
+#: and the smallest node of a component is the smallest rank.
+_NODE = pa.int64()
+#: The candidates, numbered: the node, its address, its signature, its blob (what a member of its
+#: cluster names, when it survives).
+CANDIDATES = pa.schema([pa.field("node", _NODE), *_ADDRESS, pa.field("signature", pa.binary()),
+                        pa.field("blob", _STRING)])
+BANDS = pa.schema([pa.field("bk", pa.uint64()), pa.field("node", _NODE)])
+PAIRS = pa.schema([pa.field("a", _NODE), pa.field("b", _NODE)])
+LABELS = pa.schema([pa.field("node", _NODE), pa.field("label", _NODE)])
+NODES = pa.schema([pa.field("node", _NODE), *_ADDRESS])
+#: Each candidate as a label, with its blob: what the members of the cluster it labels name.
+SURVIVORS = pa.schema([pa.field("label", _NODE), pa.field("survivor", _STRING)])
 
 
 def _side(side: str) -> pa.Schema:
-    return pa.schema([pa.field(side, _STRING), pa.field(f"sig_{side}", pa.binary()),
+    return pa.schema([pa.field(side, _NODE), pa.field(f"sig_{side}", pa.binary()),
                       pa.field(f"bucket_{side}", pa.int32()), pa.field(f"row_{side}", pa.int64())])
 
 
@@ -229,7 +241,8 @@ class NearDedup(CorpusStage):
     def reduce(self, keys: Corpus) -> Reduced:
         c = self.config
         address = pa.schema([*_ADDRESS, *NEAR_KEYS])
-        survivors = keys.map(with_signature, address).persist()
+        # numbered and persisted in one expression: the sorted keys, ranks and all, are not held after
+        survivors = keys.map(with_signature, address).ordinal("rank", "node").map(as_candidates, CANDIDATES).persist()
         bands = survivors.map(partial(band_rows, bands=c.bands, rows=c.rows), BANDS)
         pairs = bands.group("bk", bucket_pairs, PAIRS).group("a", distinct_pairs, PAIRS).persist()
         with_sigs = pairs
@@ -243,6 +256,7 @@ class NearDedup(CorpusStage):
         labels, iterations = edges.components("a", "b")
         nodes = survivors.map(as_nodes, NODES)
         members = labels.map(non_roots, LABELS).join(nodes, on="node")
+        members = members.join(survivors.map(as_survivors, SURVIVORS), on="label")
         decisions = members.map(partial(near_decisions, keep=c.keep_near_duplicates), NEAR_DECISIONS)
         clusters = labels.map(roots, LABELS).count() if iterations else 0
         counters = {"candidate_pairs": n_pairs, "verified_pairs": n_edges, "clusters": clusters,
@@ -337,13 +351,20 @@ def signature_rows(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return signature_matrix(array.to_pylist())
 
 
+def as_candidates(keys: pa.Table, resource: Any = None) -> pa.Table:
+    """The numbered keys (``node``: the rank's place among the candidates) without their rank, which only
+    the blob in it is needed of now."""
+    return pa.table([keys["node"], keys["bucket"], keys["row"], keys["signature"], blobs_of_ranks(keys["rank"])],
+                    schema=CANDIDATES)
+
+
 def band_rows(keys: pa.Table, resource: Any = None, *, bands: int, rows: int) -> pa.Table:
-    """One row per (document, band): the band's key mixed with its number, and the document's rank."""
+    """One row per (document, band): the band's key mixed with its number, and the document's node."""
     hashed = band_hashes(signature_rows(keys["signature"]), bands, rows)
     with np.errstate(over="ignore"):
         hashed = hashed ^ (np.arange(bands, dtype=np.uint64) * np.uint64(0xD6E8FEB86659FD93))[None, :]
-    nodes = pc.take(keys["rank"], pa.array(np.repeat(np.arange(keys.num_rows, dtype=np.int64), bands)))
-    return pa.table({"bk": pa.array(hashed.reshape(-1), pa.uint64()), "node": nodes.cast(_STRING)}, schema=BANDS)
+    nodes = np.repeat(keys["node"].to_numpy(), bands)
+    return pa.table({"bk": pa.array(hashed.reshape(-1), pa.uint64()), "node": pa.array(nodes, _NODE)}, schema=BANDS)
 
 
 def bucket_pairs(bands: pa.Table, resource: Any = None) -> pa.Table:
@@ -362,8 +383,7 @@ def bucket_pairs(bands: pa.Table, resource: Any = None) -> pa.Table:
     sizes = np.diff(np.r_[starts, len(keys)])
     a, b = pair_positions(starts[sizes > 1], sizes[sizes > 1])
     nodes = table["node"]
-    return pa.table({"a": pc.take(nodes, pa.array(a)).cast(_STRING), "b": pc.take(nodes, pa.array(b)).cast(_STRING)},
-                    schema=PAIRS)
+    return pa.table({"a": pc.take(nodes, pa.array(a)), "b": pc.take(nodes, pa.array(b))}).cast(PAIRS)
 
 
 def pair_positions(starts: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -393,8 +413,8 @@ def distinct_pairs(pairs: pa.Table, resource: Any = None) -> pa.Table:
 
 
 def as_side(keys: pa.Table, resource: Any = None, *, side: str) -> pa.Table:
-    """The keys renamed to one side of a pair: ``a``, ``sig_a``, ``bucket_a``, ``row_a``."""
-    return pa.table([keys["rank"], keys["signature"], keys["bucket"], keys["row"]], schema=_side(side))
+    """The candidates renamed to one side of a pair: ``a``, ``sig_a``, ``bucket_a``, ``row_a``."""
+    return pa.table([keys["node"], keys["signature"], keys["bucket"], keys["row"]], schema=_side(side))
 
 
 def verify(pairs: pa.Table, resource: Any = None, *, threshold: float, ngram: int) -> pa.Table:
@@ -497,13 +517,19 @@ def roots(labels: pa.Table, resource: Any = None) -> pa.Table:
 
 
 def as_nodes(keys: pa.Table, resource: Any = None) -> pa.Table:
-    """Each survivor of exact dedup by rank, with its address."""
-    return pa.table([keys["rank"], keys["bucket"], keys["row"]], schema=NODES)
+    """Each candidate's node, with its address."""
+    return pa.table([keys["node"], keys["bucket"], keys["row"]], schema=NODES)
+
+
+def as_survivors(keys: pa.Table, resource: Any = None) -> pa.Table:
+    """Each candidate's node as a label, with its blob (the ``detail`` of the members of its cluster)."""
+    return pa.table([keys["node"], keys["blob"]], schema=SURVIVORS)
 
 
 def near_decisions(members: pa.Table, resource: Any = None, *, keep: bool) -> pa.Table:
-    """A decision per cluster member (not its survivor): dropped, or kept and flagged with ``keep``."""
-    survivor = blobs_of_ranks(members["label"])
+    """A decision per cluster member (not its survivor, whose blob is ``survivor``): dropped, or kept and
+    flagged with ``keep``."""
+    survivor = members["survivor"]
     n = members.num_rows
     reason = pa.nulls(n, pa.string()) if keep else pa.array([Reason.NEAR_DUPLICATE.value] * n, pa.string())
     return pa.table({"bucket": members["bucket"], "row": members["row"], "reason": reason, "detail": survivor,

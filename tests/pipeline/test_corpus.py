@@ -14,7 +14,7 @@ import pytest
 from pipeline.graph.cluster import dask_client, to_arrow, to_pandas
 from pipeline.graph.corpus import CorpusContext, DaskCorpus
 from pipeline.local_corpus import LocalCorpus
-from stages.dedup import NearDedup
+from stages.dedup import DedupConfig, NearDedup
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +83,21 @@ def test_dask_ordinal_is_the_place_in_python_order_for_any_partitioning(client: 
     empty = dask_corpus(table_of([]), 1, NearDedup(), tmp_path).ordinal("key", "n")
     assert len(empty.frame.compute()) == 0
 
+
+def test_near_dedup_on_dask_decides_as_in_one_process_and_as_the_definition(client: object, tmp_path: Path) -> None:
+    from tests.stages.test_dedup import decisions_of, near_copies_corpus, near_keys, reference_near_dedup
+
+    batches, _ = near_copies_corpus(5)
+    config = DedupConfig()
+    stage = NearDedup(config)
+    keys = near_keys(stage, batches)
+    expected, expected_counters = reference_near_dedup(keys, config)
+    local = stage.reduce(LocalCorpus(keys))
+    assert decisions_of(local.rows.table) == expected
+    for partitions in (1, 4):
+        # a few edges per components partition: its rounds shuffle for real
+        reduced = stage.reduce(dask_corpus(keys, partitions, stage, tmp_path, edges_per_partition=100))
+        rows = to_arrow(reduced.rows.frame.compute())
+        assert rows.schema == reduced.schema
+        assert decisions_of(rows) == expected
+        assert {k: reduced.counters[k] for k in expected_counters} == expected_counters

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stages.dedup import (
+    LICENSE_ORDER,
     DedupConfig,
     band_hashes,
     blob_of_rank,
@@ -336,6 +337,110 @@ def test_near_dedup_skips_rows_an_earlier_stage_dropped_and_verifies_exactly_on_
     assert reduced["detail"].to_pylist() == [batch["blob_id"][survivor].as_py()]
 
 
+def near_copies_corpus(seed: int, families: int = 8, copies: int = 24) -> tuple[list[pa.Table], dict]:
+    """Batches of kept rows with many near duplicates: families of copies of a text, each copy with a
+    random share of its words replaced (so some pairs reach the threshold and some do not: chains,
+    several clusters per family), unrelated texts, texts too short for a signature; random license
+    classes, stars and dates, so that the survivor is decided by the rank, not the blob. Returns the
+    batches and each (bucket, row)'s text."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}" for i in range(400)] + ["ü", "名前", "x_1"]
+    texts = []
+    for _ in range(families):
+        base = [rng.choice(vocabulary) for _ in range(rng.randrange(80, 200))]
+        for _ in range(copies):
+            words = list(base)
+            for i in rng.sample(range(len(words)), rng.randrange(0, len(words) // 20)):
+                words[i] = rng.choice(vocabulary)
+            texts.append(" ".join(words))
+    texts += [" ".join(rng.choice(vocabulary) for _ in range(100)) for _ in range(20)] + ["too short", "", "a b c"]
+    texts += texts[:3]  # exact copies too (exact dedup would drop them; near dedup must still decide alike)
+    rng.shuffle(texts)
+    batches, content, start = [], {}, 0
+    cuts = sorted(rng.sample(range(1, len(texts)), 4))
+    day = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    for bucket, stop in enumerate([*cuts, len(texts)]):
+        chunk = texts[start:stop]
+        batch = _corpus_rows(chunk, [rng.choice(list(LICENSE_ORDER)) for _ in chunk])
+        n = batch.num_rows
+        batch = batch.set_column(batch.schema.get_field_index("path"), "path",
+                                 pa.array([f"/d{rng.randrange(3)}/é{start + i}.py" for i in range(n)]))
+        batch = batch.append_column("star_events_count", pa.array([rng.randrange(3) for _ in range(n)], pa.int64()))
+        batch = batch.append_column("revision_date", pa.array(
+            [day - dt.timedelta(days=rng.randrange(3)) for _ in range(n)], pa.timestamp("us", tz="UTC")))
+        batches.append(batch)
+        content.update({(bucket, i): t for i, t in enumerate(chunk)})
+        start = stop
+    return batches, content
+
+
+def reference_near_dedup(keys: pa.Table, config: DedupConfig, content: dict | None = None) -> tuple[dict, dict]:
+    """The near-dedup reduce as the definition says it, one document at a time, on the rank strings:
+    band buckets → ``candidate_pairs`` of each bucket's sorted ranks → verified → union-find, the
+    smallest rank of each component its survivor. ``content``: verify on exact Jaccard. Returns
+    {(bucket, row): (reason, detail, near_dup_cluster)} and the counters."""
+    rows = [r for r in keys.to_pylist() if r["signature"] is not None]
+    sig = {r["rank"]: np.frombuffer(r["signature"], dtype=np.uint32)[None, :] for r in rows}
+    address = {r["rank"]: (r["bucket"], r["row"]) for r in rows}
+    buckets: dict[tuple[int, int], list[str]] = {}
+    for rank in sig:
+        for band, key in enumerate(band_hashes(sig[rank], config.bands, config.rows)[0].tolist()):
+            buckets.setdefault((band, key), []).append(rank)
+    pairs = {p for members in buckets.values() if len(members) > 1 for p in candidate_pairs(sorted(members))}
+
+    def similar(a: str, b: str) -> float:
+        if content is not None:
+            return exact_jaccard(content[address[a]], content[address[b]], config.ngram)
+        return float(estimated_jaccard(sig[a], sig[b])[0])
+
+    edges = [(a, b) for a, b in sorted(pairs) if similar(a, b) >= config.threshold]
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        parent[max(ra, rb)] = min(ra, rb)
+    reason = None if config.keep_near_duplicates else "near_duplicate"
+    decisions = {address[n]: (reason, blob_of_rank(find(n)), blob_of_rank(find(n))) for n in parent if find(n) != n}
+    clusters = len({find(n) for n in parent})
+    return decisions, {"candidate_pairs": len(pairs), "verified_pairs": len(edges), "clusters": clusters}
+
+
+def near_keys(stage, batches: list[pa.Table]) -> pa.Table:
+    """The keys a build's map gives for ``batches`` (bucket = the batch's index)."""
+    from pipeline.partition import with_address
+
+    return pa.concat_tables([with_address(stage.map(b, None), i, 0) for i, b in enumerate(batches)])
+
+
+def decisions_of(reduced: pa.Table) -> dict:
+    return {(r["bucket"], r["row"]): (r["reason"], r["detail"], r["near_dup_cluster"]) for r in reduced.to_pylist()}
+
+
+@pytest.mark.parametrize(("seed", "config"), [(1, DedupConfig()), (2, DedupConfig(threshold=0.8)),
+                                              (3, DedupConfig(keep_near_duplicates=True)),
+                                              (4, DedupConfig(exact_jaccard=True, threshold=0.75))])
+def test_near_dedup_decides_as_the_per_document_definition_on_many_near_copies(seed: int, config: DedupConfig) -> None:
+    from stages.dedup import NearDedup
+
+    batches, content = near_copies_corpus(seed)
+    stage = NearDedup(config)
+    keys = near_keys(stage, batches)
+    reduced, counters = _reduce(stage, batches, content_of=lambda b, r: content[(b, r)])
+    expected, expected_counters = reference_near_dedup(keys, config, content if config.exact_jaccard else None)
+    assert decisions_of(reduced) == expected
+    assert {k: counters[k] for k in expected_counters} == expected_counters
+    assert expected_counters["clusters"] >= 8 and len(expected) >= 100  # many near copies, many clusters
+    ranks = dict(zip(zip(keys["bucket"].to_pylist(), keys["row"].to_pylist(), strict=True), keys["rank"].to_pylist(),
+                     strict=True))
+    # some survivor's blob is larger than the blob of a member it beats: the rank decided, not the blob
+    assert any(blob_of_rank(ranks[address]) < detail for address, (_, detail, _) in expected.items())
+
+
 # ---------------------------------------------------------------- the vectorised pieces against their per-row versions
 def _old_map_signature(sigs: np.ndarray, counts: np.ndarray) -> pa.Array:
     blobs = sigs.view(np.uint8).reshape(len(sigs), -1)
@@ -353,7 +458,7 @@ def _old_bucket_pairs(bands: pa.Table) -> pa.Table:
                     a.append(x)
                     b.append(y)
             start = i
-    return pa.table({"a": pa.array(a, pa.string()), "b": pa.array(b, pa.string())})
+    return pa.table({"a": pa.array(a, pa.int64()), "b": pa.array(b, pa.int64())})
 
 
 def _old_pick_exact(keys: pa.Table) -> pa.Table:
@@ -454,9 +559,9 @@ def test_bucket_pairs_equal_the_per_row_loop(seed: int) -> None:
     import stages.dedup as dedup
 
     rng = random.Random(seed)
-    nodes = [f"{rng.randrange(10**6):07d}-{i}" for i in range(400)]
+    nodes = rng.sample(range(2**62), 400)  # the candidates' numbers: distinct, in any order
     keys = [rng.randrange(2**64) if rng.random() < 0.5 else rng.randrange(20) for _ in nodes]  # singletons, big ones
-    bands = pa.table({"bk": pa.array(keys, pa.uint64()), "node": pa.array(nodes, pa.string())})
+    bands = pa.table({"bk": pa.array(keys, pa.uint64()), "node": pa.array(nodes, pa.int64())})
     rechunked = pa.concat_tables([bands.slice(0, 100), bands.slice(100)])
     for table in (bands, bands.slice(0, 0), bands.slice(0, 1), rechunked):
         assert dedup.bucket_pairs(table).equals(_old_bucket_pairs(table).cast(dedup.PAIRS))
@@ -465,14 +570,14 @@ def test_bucket_pairs_equal_the_per_row_loop(seed: int) -> None:
                                                              (11, 12), (12, 13), (13, 14)]
 
 
-def test_band_rows_repeat_each_rank_per_band() -> None:
+def test_band_rows_repeat_each_node_per_band() -> None:
     import stages.dedup as dedup
 
     texts = ["one two three four five six", "a b c d e f g h i j", "x y z w v u t"]
     sigs, counts = signatures(texts, CONFIG)
-    keys = pa.table({"rank": pa.array(["r0", "r1", "r2"]), "signature": dedup.signature_column(sigs, counts)})
+    keys = pa.table({"node": pa.array([7, 3, 2**40], pa.int64()), "signature": dedup.signature_column(sigs, counts)})
     rows = dedup.band_rows(keys, bands=CONFIG.bands, rows=CONFIG.rows)
-    assert rows["node"].to_pylist() == [r for r in ["r0", "r1", "r2"] for _ in range(CONFIG.bands)]
+    assert rows["node"].to_pylist() == [r for r in [7, 3, 2**40] for _ in range(CONFIG.bands)]
     first_band = band_hashes(sigs, CONFIG.bands, CONFIG.rows)[:, 0]  # band 0: mixed with 0
     assert rows["bk"].to_numpy().reshape(3, -1)[:, 0].tolist() == first_band.tolist()
     assert dedup.band_rows(keys.slice(0, 0), bands=32, rows=8).num_rows == 0
