@@ -48,6 +48,7 @@ from stages.redact.patterns import (
     _PHONE_GATE,
     _PHONE_KEYWORD,
     _PHONE_KEYWORD_CHARS,
+    _PHONE_KEYWORD_WORDS,
     _PHONE_SEQUENCE,
     _PHONE_WORDS,
     _PLACEHOLDER_DOMAINS,
@@ -195,7 +196,12 @@ def _candidates(text: str) -> list[int]:
         start = text.rfind("\n", 0, pos) + 1
         if start not in lines:
             end = text.find("\n", pos)
-            line = text[start : len(text) if end < 0 else end]
+            end = len(text) if end < 0 else end
+            # most phone words are on lines with no number: _cards needs _FOUR_DIGITS, _phones _PHONE_GATE
+            if _FOUR_DIGITS.search(text, start, end) is None and _PHONE_GATE.search(text, start, end) is None:
+                lines[start] = []
+                continue
+            line = text[start:end]
             found = [*_cards(line), *(_phones(line) if _PHONE_GATE.search(line) else ())]
             lines[start] = [start + line.find(value) for value, _ in found]
         # near a number found on the line: _segments looks at the same window around this position
@@ -361,7 +367,8 @@ def _phones(segment: str) -> Iterator[tuple[str, str]]:
         if not 7 <= digits <= 15:
             continue
         if keyword_ends is None:
-            keyword_ends = [m.end() for m in _PHONE_KEYWORD.finditer(segment)]
+            keyword_ends = [m.end() for m in _PHONE_KEYWORD.finditer(segment)] if _may_hold_phone_keyword(
+                segment) else []
         after_keyword = any(0 <= match.start() - end <= _PHONE_KEYWORD_CHARS for end in keyword_ends)
         if not (after_keyword or _PHONE_FORMAT.search(raw)):
             continue
@@ -373,6 +380,15 @@ def _phones(segment: str) -> Iterator[tuple[str, str]]:
         fictional = _FICTIONAL.get(number.country_code)
         if not (fictional and fictional.match(str(number.national_number))):
             yield raw, PHONE
+
+
+def _may_hold_phone_keyword(segment: str) -> bool:
+    """False where ``_PHONE_KEYWORD`` cannot match: an ASCII segment without any of its words (``_PHONE_KEYWORD``
+    tries every position, its lookbehind first; the words are found at memchr speed). Any other segment: True."""
+    if not segment.isascii():
+        return True  # (?i) also matches non-ASCII letters to ASCII ones (K, the Kelvin sign, is k)
+    lower = segment.lower()
+    return any(word in lower for word in _PHONE_KEYWORD_WORDS)
 
 
 def _valid_number(raw: str, after_keyword: bool) -> phonenumbers.PhoneNumber | None:

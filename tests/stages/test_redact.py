@@ -1,12 +1,16 @@
 import hashlib
+import re
 import time
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import DECODED_SCHEMA, with_pii
-from stages.redact import PRIVATE_IPV4, Redact, RedactConfig, private_address
+from stages.redact import PRIVATE_IPV4, Redact, RedactConfig, detectors, private_address
+from stages.redact.patterns import _CANDIDATE_PATTERNS, _NUMBER_PATTERNS, _PHONE_GATE, _PHONE_KEYWORD
 
 # Fake secrets of the real shapes (made up here; none is live).
 AWS_ID = "AKIAQX5E7PLMNB3KT2RW"
@@ -341,3 +345,93 @@ def test_the_keyword_gate_holds_a_word_of_each_detect_secrets_keyword() -> None:
 
     for name in DENYLIST:
         assert any(word in name for word in _KEYWORD_WORDS), name
+
+
+# ---------------------------------------------------------------- speed changes that must not change a position
+# The code as it was before each change, kept verbatim as the reference.
+
+_OLD_QUOTED = [re.compile(r"\"(?=[A-Za-z+/=_-]{0,60}\d)[A-Za-z0-9+/=_-]{20}"),
+               re.compile(r"'(?=[A-Za-z+/=_-]{0,60}\d)[A-Za-z0-9+/=_-]{20}")]
+
+
+def _old_candidates(text: str) -> list[int]:
+    patterns = [p for p in _CANDIDATE_PATTERNS if "{0,60}" not in p.pattern]  # all but the two quoted-token ones
+    assert len(patterns) == len(_CANDIDATE_PATTERNS) - 2
+    patterns += _OLD_QUOTED
+    positions = [m.start() for pattern in patterns for m in pattern.finditer(text)]
+    lower = text.lower()
+    number_hits = [m.start() for pattern in _NUMBER_PATTERNS for m in pattern.finditer(text)]
+    for end, (length, is_phone_word) in detectors._PREFILTER_WORDS.iter(lower):
+        i = end - length + 1
+        if is_phone_word:
+            number_hits.append(i)
+        elif not lower.startswith("author", i) or lower.startswith("authoriz", i):
+            positions.append(i)
+    lines: dict[int, list[int]] = {}
+    for pos in number_hits:
+        start = text.rfind("\n", 0, pos) + 1
+        if start not in lines:
+            end = text.find("\n", pos)
+            line = text[start : len(text) if end < 0 else end]
+            found = [*detectors._cards(line), *(detectors._phones(line) if _PHONE_GATE.search(line) else ())]
+            lines[start] = [start + line.find(value) for value, _ in found]
+        if any(abs(at - pos) < detectors._NUMBER_WINDOW for at in lines[start]):
+            positions.append(pos)
+    return sorted(set(positions))
+
+
+# pieces that reach every branch: phone words with and without numbers on their line, cards, phone numbers in
+# their formats (some with no four digits in a row), Unicode digits (\d: Arabic-Indic, fullwidth), case-folded
+# look-alikes of the phone keywords (K: the Kelvin sign, ſ: long s), quoted tokens with and without a digit
+_PIECES = ["call", "Callback", "TEL", "tel:", "fax", "mobile", "contact", "phone", "☎", "\U0001f4de", "ſms",
+           "Whats_App", "handy", "cell", "\u212a", " ", "  ", "\n", "\t", "-", ".", "(", ")", "+", "+1 ",
+           "+44 20 7946 0958", "+33 1 42 68 53 00", "+49 30 901 820", "(415) 555-2671", "415-555-2671",
+           "415.555.2671", "8675309", "4111 1111 1111 1111", "5555555555554444", "4012888888881881", "378282246310005",
+           "2024-01-15", "10:30", "1.2.3.4", "٣٤٥٦٧٨٩", "１２３４", "0", "7", "12", "1234", "\"", "'",
+           "AbCdEfGhIjKlMnOpQrSt", "abcdefghij0123456789xyz", "Q9", "token = ", "password", "x", "é"]
+
+
+@pytest.mark.parametrize("quote", ["\"", "'"])
+def test_quoted_token_candidates_are_the_positions_they_were(quote: str) -> None:
+    runs = ["a" * n + "7" + "b" * m for n in range(0, 64, 3) for m in (0, 10, 18, 19, 20, 40)]
+    runs += ["x" * n for n in (19, 20, 21)] + ["Ab+/=_-9" * 3, "é1" * 12, "a9" * 9 + "\"" + "b" * 30]
+    for run in runs:
+        for text in (quote + run, f"k = {quote}{run}{quote}; {quote}{run[:19]}{quote}", quote + quote + run):
+            assert detectors._candidates(text) == _old_candidates(text), text
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_candidates_are_the_positions_they_were(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert detectors._candidates(text) == _old_candidates(text)
+
+
+def test_candidates_are_the_positions_they_were_on_real_code() -> None:
+    import inspect
+    import textwrap
+
+    import phonenumbers.phonenumberutil
+
+    for module in (textwrap, inspect, phonenumbers.phonenumberutil, re):
+        text = inspect.getsource(module)
+        assert detectors._candidates(text) == _old_candidates(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30))
+def test_phone_keywords_are_looked_for_only_where_they_cannot_be_missed(pieces: list[str]) -> None:
+    segment = "".join(pieces)
+    if not detectors._may_hold_phone_keyword(segment):
+        assert _PHONE_KEYWORD.search(segment) is None
+
+
+def test_the_phone_keyword_words_are_those_of_the_pattern() -> None:
+    # each alternative of _PHONE_KEYWORD holds one of the words (its text, lowercased)
+    alternatives = ["tel", "telephone", "telefon", "teléfono", "téléfone", "telefono", "fax", "mobil", "mobile",
+                    "cell", "cellphone", "cellular", "call", "sms", "whatsapp", "whats_app", "contact", "handy",
+                    "phone", "☎", "\U0001f4de"]
+    for word in alternatives:
+        for text in (word, word.upper(), f" {word.title()} "):
+            if _PHONE_KEYWORD.search(text):
+                assert detectors._may_hold_phone_keyword(text), text
