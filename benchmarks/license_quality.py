@@ -63,6 +63,7 @@ from stages.license import (
     folder_licenses,
     is_license_file,
 )
+from stages.license.manifests import NameResolver
 
 #: copyleft families (SPDX id prefixes): never permissive
 COPYLEFT = re.compile(
@@ -539,6 +540,7 @@ def manifest_benchmark(resource: LicenseResource, cases: int) -> None:
     from stages.license.manifests import read_manifest, resolve
 
     policy = resource.policy
+    names = NameResolver(policy, lambda text: resource.scanner.get().scan(text, License().config.timeout_s)[0])
     matrix: Counter[tuple[str, str]] = Counter()
     wrong = []
     seen: set[str] = set()
@@ -554,7 +556,7 @@ def manifest_benchmark(resource: LicenseResource, cases: int) -> None:
             LEFT_OUT["manifests"] += 1
             continue
         values = read_manifest("METADATA", Path(path).read_text(errors="replace"))
-        expression = resolve("METADATA", values, resource.names)[0] if values is not None else UNKNOWN_SPDX
+        expression = resolve("METADATA", values, names)[0] if values is not None else UNKNOWN_SPDX
         predicted = policy.license_type([expression]) if expression else "no_license"
         matrix[truth, predicted] += 1
         if predicted != truth:
@@ -563,7 +565,7 @@ def manifest_benchmark(resource: LicenseResource, cases: int) -> None:
     right = matrix[PERMISSIVE, PERMISSIVE] + matrix[NON_PERMISSIVE, NON_PERMISSIVE]
     n = sum(matrix.values())
     print(f"\n### 5. installed distributions' METADATA: stage's parser vs independent reading: {right}/{n} = "
-          f"{right / max(1, n):.1%} ({cpu:.2f} CPU s, {resource.names.scancode_lookups} ScanCode name lookups)\n")
+          f"{right / max(1, n):.1%} ({cpu:.2f} CPU s, {names.scancode_lookups} ScanCode name lookups)\n")
     print("| truth \\ predicted | permissive | non_permissive | no_license |\n|---|---|---|---|")
     for truth in (PERMISSIVE, NON_PERMISSIVE):
         print(f"| {truth} | " + " | ".join(str(matrix[truth, p]) for p in (PERMISSIVE, NON_PERMISSIVE, "no_license"))

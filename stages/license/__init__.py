@@ -137,7 +137,6 @@ class LicenseResource:
     policy: LicensePolicy
     reader: tuple[Any, ...]
     scanner: Lazy[Scanner]
-    names: NameResolver | None = None
 
 
 @dataclass(frozen=True)
@@ -161,9 +160,7 @@ class License(CorpusStage):
         """The license db (~1 s) and the reader stages' resources."""
         policy = LicensePolicy(self.config.allow, self.config.deny, self.config.ignore)
         scanner: Lazy[Scanner] = Lazy(Scanner)
-        timeout_s = self.config.timeout_s
-        names = NameResolver(policy, lambda text: scanner.get().scan(text, timeout_s)[0])
-        return LicenseResource(policy, tuple(stage.setup() for stage in self.reader), scanner, names)
+        return LicenseResource(policy, tuple(stage.setup() for stage in self.reader), scanner)
 
     # -- map: per input partition
     def map(self, rows: pa.Table, resource: Any = None) -> pa.Table:
@@ -213,6 +210,16 @@ class License(CorpusStage):
         keys = [cache_key(b, p) for b, p in zip(blob_ids, paths, strict=True)]
         counts: list[Counter[str]] = [Counter() for _ in blob_ids]
         expressions: dict[str, tuple[str, ...]] = {}
+        # this task's own resolver of manifests' free-text names: its memo and its counts are this
+        # task's, not the worker's (another task's lookups never show in these counters)
+        loads: Counter[str] = Counter()
+
+        def scan_name(text: str) -> list[str]:
+            scanner, loaded_now = resource.scanner.get_counted()
+            loads["scancode_index_loads"] += int(loaded_now)
+            return scanner.scan(text, self.config.timeout_s)[0]
+
+        names = NameResolver(resource.policy, scan_name)
         for i, (blob, key, source) in enumerate(zip(blob_ids, keys, sources, strict=True)):
             counts[i][{FILE: "license_files", MANIFEST: "manifest_files", README: "readme_files"}[source]] += 1
             if key in expressions:
@@ -220,7 +227,8 @@ class License(CorpusStage):
             if source == FILE:
                 counts[i]["license_blobs"] += 1
             if blob in texts:
-                expressions[key] = self._compute(key, paths[i], texts[blob], cache, resource, counts[i])
+                expressions[key] = self._compute(key, paths[i], texts[blob], cache, resource, counts[i],
+                                                 names, loads)
                 continue
             known = cache.get(key)
             if known is None:
@@ -237,8 +245,9 @@ class License(CorpusStage):
         return pa.table(columns, schema=FOUND_SCHEMA)
 
     def _compute(self, key: str, path: str, text: str | None, cache: LicenseCache, resource: LicenseResource,
-                 counters: Counter[str]) -> tuple[str, ...]:
-        """The expressions one license file, manifest or README states (``text`` None: unreadable)."""
+                 counters: Counter[str], names: NameResolver, loads: Counter[str]) -> tuple[str, ...]:
+        """The expressions one license file, manifest or README states (``text`` None: unreadable);
+        ``names``: the task's resolver of free-text names, ``loads``: the index loads its lookups made."""
         source = source_of(path)
         if source == FILE:
             if text is None:
@@ -258,12 +267,10 @@ class License(CorpusStage):
         if values is None:  # unreadable, or its format's parser refused it: it may state anything
             counters["manifest_unparsable"] += 1
             return (UNKNOWN,)
-        names = resource.names or NameResolver(resource.policy, lambda t: resource.scanner.get().scan(
-            t, self.config.timeout_s)[0])
-        lookups, loaded = names.scancode_lookups, resource.scanner.loaded
+        lookups, loaded = names.scancode_lookups, loads["scancode_index_loads"]
         expression, unresolved = resolve(kind, values, names)
         counters["manifest_name_lookups"] += names.scancode_lookups - lookups
-        counters["scancode_index_loads"] += int(not loaded and resource.scanner.loaded)
+        counters["scancode_index_loads"] += loads["scancode_index_loads"] - loaded
         counters["manifest_unresolved"] += unresolved
         found = (expression,) if expression is not None else ()
         counters["manifest_licenses"] += int(bool(found))

@@ -7,7 +7,7 @@ never with ScanCode. Its values become one SPDX expression:
 - a valid SPDX expression is normalised by license-expression (``LicensePolicy.normalize``);
 - a free-text name ("MIT License", "Apache 2.0", "BSD", a trove classifier) goes through the alias
   tables below, then through ScanCode's matching (``NameResolver``: loads ScanCode's index only for
-  a name the tables do not know; memoised, under ``PARSER_LOCK``);
+  a name the tables do not know; memoised per resolver, which each reduce task makes for itself);
 - what neither resolves is ``LicenseRef-scancode-unknown``: unresolvable is never permissive.
 
 Several values of one manifest (an npm ``licenses`` array, composer's list, several classifiers, several
@@ -309,7 +309,7 @@ def _url_key(url: str) -> str:
 class NameResolver:
     """Free-text license names → SPDX expressions: the alias tables, then ScanCode's matching on the
     name (``scan``: a callable text → SPDX expressions, which loads ScanCode's index the first time it
-    is called). Memoised per resolver; thread-safe."""
+    is called). Memoised per resolver (one per task: its memo and ``scancode_lookups`` are the task's)."""
 
     def __init__(self, policy: Any, scan: Callable[[str], list[str]]) -> None:
         self.policy = policy

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from stages.license import UNKNOWN, License, LicensePolicy, combine, folder_licenses, manifest_kind
+from stages.license import UNKNOWN, LicensePolicy, combine, folder_licenses, manifest_kind
 from stages.license.manifests import (
     REFERENCE,
     NameResolver,
@@ -299,5 +299,21 @@ def test_the_found_rows_say_where_each_statement_comes_from(texts: dict[str, str
     assert isinstance(found, pa.Table)
 
 
-def test_stage_api_unchanged_for_callers() -> None:
-    assert License().setup().names is not None
+def test_each_task_resolves_names_with_its_own_memo_and_counters(repos: Repos) -> None:
+    """Two tasks on one worker's resource, one after the other: each asks ScanCode for the name and
+    counts its own lookup (a memo on the shared resource made the second count 0, and a task's counters
+    read another thread's lookups)."""
+    import hashlib
+
+    manifest = '{"name": "x", "license": "Frobnicator Public Licence 7"}'
+    blob = hashlib.sha1(manifest.encode()).hexdigest()
+    files = pa.table({"bucket": pa.array([0], pa.int32()), "origin_url": [G + "a"], "path": ["/package.json"],
+                      "blob_id": [blob]})
+    stage = repos.stage(None)
+    resource = stage.setup()
+    totals = []
+    for _ in range(2):
+        found = stage.scan_texts(files, {blob: manifest}, resource)
+        totals.append((sum(found["manifest_name_lookups"].to_pylist()), sum(found["manifest_files"].to_pylist())))
+    assert totals == [(1, 1), (1, 1)]
+    assert not hasattr(resource, "names")
