@@ -1,8 +1,8 @@
 """Exact recognition of common license texts, before ScanCode (as GitHub's licensee does).
 
 Most license files are one of a few dozen texts with a copyright line on top. Such a text is
-recognised here by a hash of its normalised form, without loading ScanCode's index (~5 CPU s and
-~1 GB per process); whatever this does not recognise goes to ScanCode as before.
+recognised here by a hash of its normalised form, without loading ScanCode's index (seconds of CPU
+and ~0.7 GB per process: docs/performance.md); whatever this does not recognise goes to ScanCode as before.
 
 - **Normalisation** (the same for the reference texts and the file): copyright lines dropped
   (``Copyright …``, ``(c) …``, ``© …``, ``All rights reserved``, unless the line also names a
