@@ -259,3 +259,35 @@ def load() -> tuple[Any, dict[str, np.ndarray]] | None:
     for kind in DERIVED:
         setattr(index, kind, Derived(kind, index.tids_by_rid, present[kind], index.len_legalese))
     return cache, arrays
+
+
+def main() -> int:
+    """``python -m stages.license.lean``: write this machine's lean copy now (for a worker image, or
+    before a cluster's first run), from ScanCode's cache; prints its folder. Exit 1, with one line,
+    when it cannot be written."""
+    import gc
+    import sys
+
+    import licensedcode.cache as scancode_cache
+
+    from stages.license.candidates import rule_arrays
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    name = key()
+    folder = root() / name if name else None
+    if folder is not None and (folder / "key.json").is_file():
+        print(folder)
+        return 0
+    gc.disable()  # millions of objects unpickled: see stages/license/scancode.py
+    cache = scancode_cache.get_cache()  # builds ScanCode's own cache first if it has none
+    index = cache.index
+    written = save(cache, rule_arrays(index.tids_by_rid, [s is not None for s in index.sets_by_rid]))
+    if written is None:
+        print("error: ScanCode's lean index was not written (see the line above)", file=sys.stderr)
+        return 1
+    print(written)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

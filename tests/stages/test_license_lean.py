@@ -160,3 +160,17 @@ def test_a_new_copy_removes_the_copies_of_earlier_states(full, tmp_path, monkeyp
     written = lean.save(full, arrays)
     assert written is not None and written.is_dir()
     assert not stale.exists() and other.is_dir()
+
+
+def test_the_command_writes_the_copy_once(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PIPELINE_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-m", "stages.license.lean"], capture_output=True, text=True, env=env,
+                           timeout=600) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0]
+    folder = runs[0].stdout.strip()
+    assert runs[1].stdout.strip() == folder and folder.startswith(str(tmp_path))
+    assert (tmp_path / "scancode-lean" / folder.rsplit("/", 1)[-1] / "key.json").is_file()
