@@ -93,9 +93,11 @@ SECTIONS = (
         ("-m", "benchmarks.license_exact"),
     ),
     Section(
-        "license_candidates", "ScanCode's candidate step, with and without the numpy prefilter",
-        "Real license files that the exact recogniser does not answer (so a build gives them to ScanCode), "
-        "each detected by ScanCode with its own candidate step and with stages/license/candidates.py's: "
+        "license_candidates", "ScanCode's candidate step and index, as shipped and as the stage runs them",
+        "ScanCode's index loaded each way in a fresh process (as shipped; the stage's lean copy, and its "
+        "first load on a machine, which writes the copy). Then real license files that the exact recogniser "
+        "does not answer (so a build gives them to ScanCode), each detected by ScanCode as shipped (full index, "
+        "its candidate step) and as the stage runs it (lean index, stages/license/candidates.py's step): "
         "CPU seconds each way, and whether the detections are identical (ScanCode's own are the truth).",
         ("-m", "benchmarks.license_candidates", "--limit", "150", "--seed", "3"),
     ),
