@@ -57,14 +57,15 @@ def after_reduce(stage: Stage) -> bool:
             return False
         value = _RESOURCES[stage]
     if stage.after_reduce(value):  # type: ignore[union-attr]
-        gc.collect()  # ~0.1 s in a loaded process: only when something was dropped
+        gc.collect()  # only when something was dropped: a collection of a loaded process is not free
         _trim_heap()
     return True
 
 
 def _trim_heap() -> None:
     """glibc keeps freed small blocks for reuse; ``malloc_trim`` gives the free pages back (ScanCode's
-    index is ~20 million small objects: without it, ~250 MB of the ~1 GB stay with the process)."""
+    index is millions of small objects: docs/performance.md, "ScanCode's candidate step and index",
+    gives what a process keeps after ``release_index`` and this)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc (macOS, musl): nothing to trim, the allocator decides

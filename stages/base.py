@@ -130,7 +130,7 @@ class CorpusStage(ABC):
 
     def after_reduce(self, resource: Any) -> bool:
         """Called once the reduce is done, in every process that holds this stage's resource, while
-        no task runs: drop what only the reduce needed (ScanCode's index, ~1 GB, is needed by the
+        no task runs: drop what only the reduce needed (ScanCode's index, hundreds of MB, is needed by the
         License reduce and by nothing after it); whether anything was dropped (the caller then
         collects garbage). The resource must stay usable: anything dropped loads again if it is
         asked for (a resumed or a second run)."""

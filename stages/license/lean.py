@@ -3,7 +3,8 @@
 ScanCode's index holds, beside each rule's token ids (``tids_by_rid``), three tables computed from
 them when the index is built: ``high_postings_by_rid`` (each legalese token's positions in the
 rule), ``sets_by_rid`` and ``msets_by_rid`` (the rule's token set and multiset). Unpickled, they are
-about 40% of the index's memory: millions of small Python objects, made and freed on every load.
+a large part of the index's memory: millions of small Python objects, made and freed on every load
+(docs/performance.md, "ScanCode's candidate step and index", loads the index each way).
 The stage needs only a few rules' values per query run (the candidates), so a lean copy of the
 cache leaves them out:
 
@@ -270,7 +271,7 @@ def main() -> int:
 
     import licensedcode.cache as scancode_cache
 
-    from stages.license.candidates import rule_arrays
+    from stages.license.candidates import RuleSets
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     name = key()
@@ -280,8 +281,7 @@ def main() -> int:
         return 0
     gc.disable()  # millions of objects unpickled: see stages/license/scancode.py
     cache = scancode_cache.get_cache()  # builds ScanCode's own cache first if it has none
-    index = cache.index
-    written = save(cache, rule_arrays(index.tids_by_rid, [s is not None for s in index.sets_by_rid]))
+    written = save(cache, RuleSets(cache.index).arrays())
     if written is None:
         print("error: ScanCode's lean index was not written (see the line above)", file=sys.stderr)
         return 1

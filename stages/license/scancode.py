@@ -14,9 +14,10 @@ DETECT_UNKNOWN_TEXT = True
 
 class Scanner:
     """ScanCode's license index, loaded when built; ``release_index`` drops it. Loaded from the lean
-    copy of ScanCode's cache (``stages.license.lean``: ~60% of the memory, the same answers) when there
+    copy of ScanCode's cache (``stages.license.lean``: less memory, the same answers) when there
     is one, else from ScanCode's cache, which then writes the lean copy for the next load. Its
-    candidate step runs through ``stages.license.candidates`` (2.8x faster, the same answers)."""
+    candidate step runs through ``stages.license.candidates`` (faster, the same answers; both measured
+    in docs/performance.md)."""
 
     def __init__(self) -> None:
         import licensedcode.cache as scancode_cache
