@@ -15,12 +15,18 @@ a fresh output folder, default config: CPU seconds of the whole process tree, wa
 peak memory summed over all its processes (PSS, ``benchmarks/proctree.py``). MB/s per core = MB of
 file content found by the walk / CPU seconds. Also the bundled sample, as the README runs it (not
 pinned: pinned to one core, the same run takes ~0.8 CPU s more, its threads taking turns on it).
+
+Such runs take the engine without Dask (``pipeline.local_build``); ``--dask-mb`` (default: the sample
+and 36 MB) builds the same exports again on one Dask worker in the process
+(``[execution] local_engine_below_mb = 0``, the engine these runs took before), to show what the
+engine saves; the shards of both are compared (sha256 of every data and ledger file).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import random
@@ -110,18 +116,31 @@ def make_export(work: Path, mb: float) -> tuple[Path, int, int]:
     return export, len(chosen), copies
 
 
-def run(export: Path | None, output: Path) -> dict:
+def run(export: Path | None, output: Path, dask: bool = False) -> dict:
     """One build of ``export`` (None: the bundled sample, as the README runs it: not pinned, as a user's
-    run is not; the exports: pinned to one core, so that the rate is a per-core rate)."""
+    run is not; the exports: pinned to one core, so that the rate is a per-core rate); ``dask``: on one
+    Dask worker in the process instead of the engine without Dask."""
     shutil.rmtree(output, ignore_errors=True)
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") and export is not None else []
+    config = []
+    if dask:
+        output.mkdir(parents=True)
+        (output / "dask.toml").write_text("[execution]\nlocal_engine_below_mb = 0\n")
+        config = ["--config", str(output / "dask.toml")]
     command = [*pin, sys.executable, "-m", "pipeline", "run", "--version", "bench", "--output", str(output),
-               "--workers", "1", *(["--input", str(export)] if export else [])]
+               *(["--workers", "1"] if export else []), *(["--input", str(export)] if export else []), *config]
     result = measure(command, marks=("license:",))  # the License reduce logs its counters when done
     if result.rc:
         raise SystemExit(f"{' '.join(command)}: exit {result.rc}")
     manifest = json.loads((output / "vbench" / "manifest.json").read_text())
     return {"run": result, "manifest": manifest}
+
+
+def digests(output: Path) -> dict[str, str]:
+    """sha256 of every data and ledger file of the build under ``output``."""
+    version = output / "vbench"
+    return {str(p.relative_to(version)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for folder in ("data", "dropped") for p in sorted((version / folder).rglob("*.parquet"))}
 
 
 def row(name: str, repos: str, r: dict) -> str:
@@ -152,16 +171,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=float, nargs="*", default=[36, 100, 300, 1000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-e2e"))
-    parser.add_argument("--no-sample", action="store_true", help="skip the bundled sample's run")
+    parser.add_argument("--no-sample", action="store_true", help="skip the bundled sample's runs")
+    parser.add_argument("--dask-mb", type=float, nargs="*", default=[36],
+                        help="exports (of --mb) also built on Dask, as are the sample's unless --no-sample")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    results = []
+    results, same = [], []
     if not args.no_sample:
         results.append(("bundled sample (the README's run)", "2", run(None, args.work / "out-sample")))
+        results.append(("bundled sample, on Dask", "2", run(None, args.work / "out-sample-dask", dask=True)))
+        same.append(("bundled sample", digests(args.work / "out-sample") == digests(args.work / "out-sample-dask")))
     for mb in args.mb:
         export, n, copies = make_export(args.work, mb)
         repos = f"{n}" + (f" ({copies} copies)" if copies else "")
         results.append((f"{mb:g} MB", repos, run(export, args.work / f"out-{mb:g}")))
+        if mb in args.dask_mb:
+            results.append((f"{mb:g} MB, on Dask", repos, run(export, args.work / f"out-{mb:g}-dask", dask=True)))
+            same.append((f"{mb:g} MB", digests(args.work / f"out-{mb:g}") == digests(args.work / f"out-{mb:g}-dask")))
         print(f"done: {mb:g} MB", file=sys.stderr)
     print("| export | repositories | files | content MB | CPU s (all processes) | wall s | MB/s per core "
           "| peak memory, all processes (PSS MB) | files kept |")
@@ -174,6 +200,9 @@ def main() -> None:
     print("\nPhases (wall seconds) and memory before and after the License reduce ends:")
     for name, _, r in results:
         print(f"- {name}: {phases(r)}")
+    if same:
+        print("\nShards and ledger byte-identical without and on Dask: "
+              + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in same))
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ SECTIONS = (
         "CPU seconds and peak memory (PSS) summed over every process of the run. Goals: the bundled sample "
         "in at most 5 CPU s and 600 MB; 36 MB at 5 MB/s per core or more and at most 1 GB; 300 MB and more "
         "at 12 MB/s per core, memory flat as the export grows. The share of each stage shows where the next "
-        "bottleneck is.",
+        "bottleneck is. These runs take the engine without Dask (`pipeline.local_build`); the rows \"on "
+        "Dask\" build the same export on one Dask worker in the process (`[execution] local_engine_below_mb "
+        "= 0`), the engine such runs took before, and the last line compares their shards.",
         ("-m", "benchmarks.endtoend", "--mb", "36", "100", "300", "1000", "--work", f"{WORK}/e2e"),
     ),
     Section(

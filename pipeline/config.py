@@ -67,10 +67,15 @@ class ExecutionConfig:
     this (MB, from the listing) runs in the driver's own process, one worker with ``--threads``
     threads, as does any ``--workers 1`` run: no worker processes to start, and every model or
     index loaded once instead of once per process. 0 turns the size rule off.
+    ``local_engine_below_mb``: such an in-process run, on an export whose ORC tables total less than
+    this (MB), runs without Dask (``pipeline.local_build``: the same shards, none of Dask's fixed
+    cost; its walk holds the export's tables in memory, about ten times their ORC size); a larger one
+    runs on one Dask worker in this process. 0: always Dask.
     """
 
     fetch_threads: int = 8
     in_process_below_mb: float = 8.0
+    local_engine_below_mb: float = 512.0
     components_partition_edges: int = 1_000_000
     checkpoint: bool = True
 
@@ -133,7 +138,7 @@ def load_config(path: Path | None) -> Config:
 
 
 #: Numbers for which 0 means "off".
-ZERO_ALLOWED = frozenset({("execution", "in_process_below_mb")})
+ZERO_ALLOWED = frozenset({("execution", "in_process_below_mb"), ("execution", "local_engine_below_mb")})
 
 
 def _section(path: Path, name: str, default: Any, values: dict[str, Any]) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +26,7 @@ from pipeline.config import OutputConfig
 from pipeline.resources import resource
 from pipeline.writer import ShardWriter, language_slug, shard_name, size_bounds, write_shard
 from schemas import LEDGER_SCHEMA, WALK_SCHEMA
-from stages.base import CorpusStage, Stage
+from stages.base import CorpusStage, RowStage, Stage
 
 #: Rows are written in this order, so shards do not depend on how rows arrived.
 ROW_ORDER = [("origin_url", "ascending"), ("path", "ascending"), ("content_id", "ascending")]
@@ -56,6 +57,60 @@ def reads_kept(stage: Stage) -> bool:
 def keys_schema(stage: CorpusStage) -> pa.Schema:
     """What a kept-reading corpus stage's map keys are stored as: its ``key_schema`` after ``bucket``, ``row``."""
     return pa.schema([*_ADDRESS, *stage.key_schema])
+
+
+def check_flow(flow: Sequence[Stage]) -> None:
+    """Raise ValueError unless every stage is a row or a corpus stage, names are distinct, and the
+    corpus stages that read kept rows come after every other stage."""
+    names = [s.name for s in flow]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage names repeat in the flow: {names}")
+    seen_kept = False
+    for stage in flow:
+        if not isinstance(stage, RowStage | CorpusStage):
+            raise ValueError(f"{stage!r} is neither a RowStage nor a CorpusStage")
+        if isinstance(stage, CorpusStage) and stage.reads not in ("input", "kept"):
+            raise ValueError(f"{stage.name}: reads must be 'input' or 'kept', not {stage.reads!r}")
+        if reads_kept(stage):
+            seen_kept = True
+        elif seen_kept:
+            raise ValueError(f"{stage.name} comes after a corpus stage that reads kept rows")
+
+
+def selection_stages(flow: Sequence[Stage]) -> list[RowStage]:
+    """The row stages at the head of the flow that decide without reading content (opt-out): what a
+    corpus stage that reads the input sees has been through them."""
+    out = []
+    for stage in flow:
+        if not isinstance(stage, RowStage) or stage.reads_content:
+            break
+        out.append(stage)
+    return out
+
+
+def counters_line(counters: dict[str, int]) -> str:
+    """A reduce's counters as one log line."""
+    return ", ".join(f"{k} {v}" for k, v in counters.items() if v) or "done"
+
+
+def attach_content(table: pa.Table, resource: Any = None, *, rows_dir: str, bucket: str, row: str,
+                    into: str) -> pa.Table:
+    """``table`` plus the content of the kept row each (``bucket``, ``row``) names, reading only the
+    row groups that hold them."""
+    wanted = list(zip(table[bucket].to_pylist(), table[row].to_pylist(), strict=True))
+    by_bucket: dict[int, set[int]] = {}
+    for b, r in wanted:
+        by_bucket.setdefault(int(b), set()).add(int(r))
+    found: dict[tuple[int, int], str] = {}
+    for b, rows in by_bucket.items():
+        reader = pq.ParquetFile(Path(rows_dir) / shard_name(b))
+        starts = np.cumsum([0] + [reader.metadata.row_group(g).num_rows for g in range(reader.num_row_groups)])
+        for group in sorted({int(np.searchsorted(starts, r, side="right") - 1) for r in rows}):
+            contents = reader.read_row_group(group, columns=["content"])["content"].to_pylist()
+            for r in rows:
+                if starts[group] <= r < starts[group + 1]:
+                    found[(b, r)] = contents[r - starts[group]]
+    return table.append_column(into, pa.array([found[(int(b), int(r))] for b, r in wanted], pa.large_string()))
 
 
 def with_address(keys: pa.Table, bucket: int, first_row: int | None) -> pa.Table:

@@ -14,6 +14,8 @@ import gc
 import threading
 from typing import Any
 
+import pyarrow as pa
+
 from stages.base import Stage
 
 _MAX_ENTRIES = 32  # distinct stage configurations kept per process (a long-lived worker serves many runs)
@@ -71,3 +73,12 @@ def _trim_heap() -> None:
     except OSError:  # not glibc (macOS, musl): nothing to trim, the allocator decides
         return
     libc.malloc_trim(0)
+
+
+def give_back_memory() -> None:
+    """Return Arrow's freed buffers to the OS after a partition: Dask counts retained allocator
+    memory against the worker's limit and pauses the worker when it looks full."""
+    pool = pa.default_memory_pool()
+    pool.release_unused()
+    if pool.backend_name == "jemalloc":
+        pa.jemalloc_set_decay_ms(0)

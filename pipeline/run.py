@@ -21,7 +21,7 @@ from manifests.assemble import assemble_manifest
 from manifests.card import CHART, dataset_card, language_chart
 from manifests.changes import CHANGELOG, CHANGES_JSON, CHANGES_PARQUET, compare, write_changes
 from manifests.manifest import MANIFEST, read_manifest, write_manifest, write_sums
-from manifests.reports import PartitionReport
+from manifests.reports import BuildReport, PartitionReport
 from manifests.site import SITE, write_site
 from pipeline import __version__
 from pipeline.checkpoint import open_staging, reusable
@@ -127,10 +127,6 @@ def run_version(
     except OSError as e:
         raise PipelineError(f"{output}: cannot write the output folder ({e.strerror})") from e
 
-    from distributed.scheduler import KilledWorker
-
-    from pipeline.graph import build, dask_client  # dask is imported only when a build runs
-
     license_cache = license_cache if license_cache is not None else output / LICENSE_CACHE
     try:
         license_cache.mkdir(parents=True, exist_ok=True)
@@ -140,21 +136,18 @@ def run_version(
         raise PipelineError(f"{license_cache}: cannot write the license cache ({e.strerror})") from e
     flow = build_flow(store_url, config, effective, license_cache, store_options, metadata)
     try:
-        small = export.total_bytes() < config.execution.in_process_below_mb * 1e6
+        orc_bytes = export.total_bytes()
+        small = orc_bytes < config.execution.in_process_below_mb * 1e6
         in_process = scheduler is None and (workers == 1 or (workers is None and small))
-        if in_process:
-            log(f"dask: one worker in this process, {threads} thread(s)"
+        if in_process and orc_bytes < config.execution.local_engine_below_mb * 1e6:
+            log(f"engine: this process, no Dask, {threads} thread(s)"
                 + (" (a small export: [execution] in_process_below_mb)" if workers is None else ""))
-        try:
-            with dask_client(workers, scheduler, memory_limit, threads, in_process) as client:
-                report = build(export, flow, staging, config, client, log, reuse, as_of)
-        except KilledWorker:
-            limit = "" if memory_limit == "auto" else f" (--memory-limit {memory_limit})"
-            raise PipelineError(
-                f"version {version} not written: Dask workers died running the same task several times, most "
-                f"likely out of memory{limit}; a worker that scans license texts needs ~1.5 GiB for ScanCode's "
-                "index: give workers more memory, or run fewer of them; finished partitions are kept for a rerun"
-            ) from None
+            from pipeline.local_build import build_local
+
+            report = build_local(export, flow, staging, config, threads, log, reuse, as_of)
+        else:
+            report = _build_on_dask(export, flow, staging, config, workers, scheduler, memory_limit, threads,
+                                    in_process, version, log, reuse, as_of)
         shutil.rmtree(staging / WORK, ignore_errors=True)
         LicenseCache(license_cache).compact()  # one file of ScanCode results, for the next version
         opt_out_info = None if registry is None else {"entries": len(registry), "carried": carried}
@@ -183,6 +176,30 @@ def run_version(
     log(f"wrote {target} ({manifest['totals']['files_kept']} files kept, "
         f"{manifest['totals']['files_dropped']} dropped)")
     return target
+
+
+def _build_on_dask(export: Export, flow: list[Any], staging: Path, config: Config, workers: int | None,
+                   scheduler: str | None, memory_limit: str | int, threads: int, in_process: bool, version: str,
+                   log: Callable[[str], None], reuse: dict[int, PartitionReport], as_of: dt.datetime | None
+                   ) -> BuildReport:
+    """The build on a Dask cluster: a new local one, one worker in this process, or ``scheduler``'s."""
+    from distributed.scheduler import KilledWorker
+
+    from pipeline.graph import build, dask_client  # dask is imported only when a build runs on it
+
+    if in_process:
+        log(f"dask: one worker in this process, {threads} thread(s)"
+            + (" (a small export: [execution] in_process_below_mb)" if workers is None else ""))
+    try:
+        with dask_client(workers, scheduler, memory_limit, threads, in_process) as client:
+            return build(export, flow, staging, config, client, log, reuse, as_of)
+    except KilledWorker:
+        limit = "" if memory_limit == "auto" else f" (--memory-limit {memory_limit})"
+        raise PipelineError(
+            f"version {version} not written: Dask workers died running the same task several times, most "
+            f"likely out of memory{limit}; a worker that scans license texts needs ~1.5 GiB for ScanCode's "
+            "index: give workers more memory, or run fewer of them; finished partitions are kept for a rerun"
+        ) from None
 
 
 def _metadata_stage(path: Path | str | None) -> RepoMetadata:

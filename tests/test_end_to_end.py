@@ -296,11 +296,12 @@ def test_a_small_export_runs_in_this_process_and_gives_the_shards_of_worker_proc
         built_sample: Path, tmp_path: Path, capsys) -> None:
     output = tmp_path / "dataset"
     assert main(["run", "--version", "2.1", "--output", str(output)]) == 0  # no --workers: the size decides
-    assert "one worker in this process, 1 thread(s) (a small export" in capsys.readouterr().err
+    assert "engine: this process, no Dask, 1 thread(s) (a small export" in capsys.readouterr().err
     assert _shards(output / "v2.1") == _shards(built_sample / "v2.1")
     config = tmp_path / "c.toml"
     config.write_text("[execution]\nin_process_below_mb = 0\n")  # not hashed: the same version's identity
     other = tmp_path / "processes"
     assert main(["run", "--version", "2.1", "--output", str(other), "--config", str(config)]) == 0
-    assert "in this process" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "in this process" not in err and "engine: this process" not in err
     assert _shards(other / "v2.1") == _shards(built_sample / "v2.1")

@@ -47,11 +47,14 @@ from pipeline.graph.export_walk import Walk
 from pipeline.orc import Export
 from pipeline.partition import (
     WORK,
+    check_flow,
+    counters_line,
     finalize_partition,
     keys_schema,
     process_partition,
     read_reduced,
     reads_kept,
+    selection_stages,
     with_address,
 )
 from pipeline.resources import resource
@@ -59,35 +62,6 @@ from schemas import WALK_SCHEMA
 from stages.base import CorpusStage, RowStage, Stage
 
 __all__ = ["build", "check_flow", "dask_client"]
-
-
-def check_flow(flow: Sequence[Stage]) -> None:
-    """Raise ValueError unless every stage is a row or a corpus stage, names are distinct, and the
-    corpus stages that read kept rows come after every other stage."""
-    names = [s.name for s in flow]
-    if len(set(names)) != len(names):
-        raise ValueError(f"stage names repeat in the flow: {names}")
-    seen_kept = False
-    for stage in flow:
-        if not isinstance(stage, RowStage | CorpusStage):
-            raise ValueError(f"{stage!r} is neither a RowStage nor a CorpusStage")
-        if isinstance(stage, CorpusStage) and stage.reads not in ("input", "kept"):
-            raise ValueError(f"{stage.name}: reads must be 'input' or 'kept', not {stage.reads!r}")
-        if reads_kept(stage):
-            seen_kept = True
-        elif seen_kept:
-            raise ValueError(f"{stage.name} comes after a corpus stage that reads kept rows")
-
-
-def selection_stages(flow: Sequence[Stage]) -> list[RowStage]:
-    """The row stages at the head of the flow that decide without reading content (opt-out): what a
-    corpus stage that reads the input sees has been through them."""
-    out = []
-    for stage in flow:
-        if not isinstance(stage, RowStage) or stage.reads_content:
-            break
-        out.append(stage)
-    return out
 
 
 def _bucket(df: pd.DataFrame, nbuckets: int) -> pd.DataFrame:
@@ -136,10 +110,6 @@ def _finalize(bucket: int, staging: str, after: Sequence[CorpusStage], schemas: 
 def _write_reduced(rows: Any, work: Path, stage: str) -> None:
     """A reduce's rows (a ``DaskCorpus``), one folder per partition (``reduced/<stage>/bucket=N``)."""
     rows.frame.to_parquet(str(work / "reduced" / stage), partition_on=["bucket"], write_index=False)
-
-
-def _counters_line(counters: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counters.items() if v) or "done"
 
 
 def build(
@@ -198,7 +168,7 @@ def build(
             report.phases[f"{stage.name} reduce"] = time.perf_counter() - started
             schemas[stage.name] = reduced.schema
             report.reduces[stage.name] = reduced.counters
-            log(f"{stage.name}: {_counters_line(reduced.counters)}")
+            log(f"{stage.name}: {counters_line(reduced.counters)}")
         tasks = [dask.delayed(_process_buckets)(part, list(flow), str(staging), config, schemas)
                  for part in todo.to_delayed()]
         started = time.perf_counter()
@@ -225,7 +195,7 @@ def build(
         dropped_before.append(frame[frame["reason"].notnull()][["bucket", "row"]])
         after_schemas[stage.name] = reduced.schema
         report.reduces[stage.name] = reduced.counters
-        log(f"{stage.name}: {_counters_line(reduced.counters)}")
+        log(f"{stage.name}: {counters_line(reduced.counters)}")
     tasks = [dask.delayed(_finalize)(r.bucket, str(staging), after, after_schemas, config) for r in report.partitions]
     started = time.perf_counter()
     report.writes = sorted(run_with_bar(client, tasks, "write"), key=lambda r: r.bucket)

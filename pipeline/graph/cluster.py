@@ -14,6 +14,11 @@ import pyarrow as pa
 from dask.distributed import Client, LocalCluster, as_completed
 from tqdm import tqdm
 
+from pipeline.resources import give_back_memory
+
+__all__ = ["after_reduce", "arrow_fn", "dask_client", "give_back_memory", "phase_bar", "run_with_bar",
+           "to_arrow", "to_pandas"]
+
 
 @contextmanager
 def dask_client(workers: int | None, scheduler: str | None, memory_limit: str | int = "auto",
@@ -58,15 +63,6 @@ def arrow_fn(fn: Callable[..., pa.Table], *args: Any) -> Callable[[pd.DataFrame]
         return to_pandas(fn(to_arrow(df), *args))
 
     return run
-
-
-def give_back_memory() -> None:
-    """Return Arrow's freed buffers to the OS after a partition: Dask counts retained allocator
-    memory against the worker's limit and pauses the worker when it looks full."""
-    pool = pa.default_memory_pool()
-    pool.release_unused()
-    if pool.backend_name == "jemalloc":
-        pa.jemalloc_set_decay_ms(0)
 
 
 def after_reduce(client: Client, stage: Any) -> int:

@@ -10,7 +10,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -18,11 +17,10 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.graph.cluster import to_arrow, to_pandas
+from pipeline.partition import attach_content
 from pipeline.resources import resource
-from pipeline.writer import shard_name
 from stages.base import PieceFn, Stage
 
 _MAX_ROUNDS = 200
@@ -106,7 +104,7 @@ class DaskCorpus:
 
     def with_content(self, bucket: str, row: str, into: str) -> DaskCorpus:
         schema = self.schema.append(pa.field(into, pa.large_string()))
-        fn = partial(_attach_content, rows_dir=self.context.rows_dir, bucket=bucket, row=row, into=into)
+        fn = partial(attach_content, rows_dir=self.context.rows_dir, bucket=bucket, row=row, into=into)
         return self.map(fn, schema)
 
     def persist(self) -> DaskCorpus:
@@ -135,26 +133,6 @@ def _numbered(df: pd.DataFrame, starts: tuple[int, ...], into: str, schema: pa.S
     table = to_arrow(df)
     table = table.append_column(into, pa.array(np.arange(first, first + len(df), dtype=np.int64)))
     return to_pandas(table.cast(schema))
-
-
-def _attach_content(table: pa.Table, resource: Any = None, *, rows_dir: str, bucket: str, row: str,
-                    into: str) -> pa.Table:
-    """``table`` plus the content of the kept row each (``bucket``, ``row``) names, reading only the
-    row groups that hold them."""
-    wanted = list(zip(table[bucket].to_pylist(), table[row].to_pylist(), strict=True))
-    by_bucket: dict[int, set[int]] = {}
-    for b, r in wanted:
-        by_bucket.setdefault(int(b), set()).add(int(r))
-    found: dict[tuple[int, int], str] = {}
-    for b, rows in by_bucket.items():
-        reader = pq.ParquetFile(Path(rows_dir) / shard_name(b))
-        starts = np.cumsum([0] + [reader.metadata.row_group(g).num_rows for g in range(reader.num_row_groups)])
-        for group in sorted({int(np.searchsorted(starts, r, side="right") - 1) for r in rows}):
-            contents = reader.read_row_group(group, columns=["content"])["content"].to_pylist()
-            for r in rows:
-                if starts[group] <= r < starts[group + 1]:
-                    found[(b, r)] = contents[r - starts[group]]
-    return table.append_column(into, pa.array([found[(int(b), int(r))] for b, r in wanted], pa.large_string()))
 
 
 def _components(edges: dd.DataFrame, a: str, b: str, log: Callable[[str], None],
