@@ -63,8 +63,9 @@ class ContentStore:
         Raises ``PermissionError`` when access is refused, ``StoreUnreadable`` when the store cannot
         be reached, and the last error of a read that kept failing after the retries.
         """
+        read = _read_file if self.is_local else self.fs.cat_file  # local: no fsspec file object per blob
         try:
-            return with_retries(lambda: self.fs.cat_file(f"{self.root}/content/{sha1}"), self.storage)
+            return with_retries(lambda: read(f"{self.root}/content/{sha1}"), self.storage)
         except Exception as e:
             kind = classify(e)
             if kind == MISSING:
@@ -73,3 +74,8 @@ class ContentStore:
                 raise StoreUnreadable(f"{self.url}: content store unreachable while reading blobs "
                                       f"({type(e).__name__}); nothing was written") from None
             raise
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()

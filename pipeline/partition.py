@@ -32,6 +32,10 @@ from stages.base import CorpusStage, RowStage, Stage
 ROW_ORDER = [("origin_url", "ascending"), ("path", "ascending"), ("content_id", "ascending")]
 LANGUAGE_UNKNOWN = "unknown"
 WORK = ".work"  # inside the staging folder; removed before the version is committed
+#: The work folder's files (kept rows, keys, ledger) are read back once by the same build: LZ4 writes
+#: and reads them faster than the shards' zstd (docs/performance.md measures whole builds); their row
+#: groups, which the shards' follow, do not depend on the codec.
+WORK_COMPRESSION = "lz4"
 _ADDRESS = [pa.field("bucket", pa.int32()), pa.field("row", pa.int64())]
 
 
@@ -161,7 +165,7 @@ def process_partition(
     timings: Timings = {}
     row_writer: ShardWriter | None = None
     key_writers = {s.name: ShardWriter(work, f"keys/{s.name}/{shard_name(bucket)}", keys_schema(s), output,
-                                       checkpoint) for s in after}
+                                       checkpoint, WORK_COMPRESSION) for s in after}
     kept_rows = 0
     # unknown lengths (files with no content row) count as zero: they are never fetched
     for start, stop in size_bounds(pc.fill_null(table["length"], 0).to_pylist(), output.batch_bytes):
@@ -178,7 +182,8 @@ def process_partition(
             add_counters(counters, stage.name, result.counters)
         if batch.num_rows:
             if row_writer is None:
-                row_writer = ShardWriter(work, f"rows/{shard_name(bucket)}", batch.schema, output, checkpoint)
+                row_writer = ShardWriter(work, f"rows/{shard_name(bucket)}", batch.schema, output, checkpoint,
+                                         WORK_COMPRESSION)
             row_writer.write(batch)
             for stage in after:
                 clock = Clock(batch, count_bytes=False)  # the bytes count once, at apply
@@ -188,7 +193,8 @@ def process_partition(
     written = [row_writer.close()] if row_writer is not None else []
     written += [writer.close() for writer in key_writers.values()]
     ledger = pa.concat_tables(ledgers).cast(LEDGER_SCHEMA) if ledgers else LEDGER_SCHEMA.empty_table()
-    written.append(write_shard(ledger, work, f"ledger/{shard_name(bucket)}", output, checkpoint))
+    written.append(write_shard(ledger, work, f"ledger/{shard_name(bucket)}", output, checkpoint,
+                                WORK_COMPRESSION))
     report = PartitionReport(bucket, rows.num_rows, kept_rows, counters, timings)
     if checkpoint:
         mark_done(work, bucket, report.to_dict(), written)  # last: the partition's checkpoint

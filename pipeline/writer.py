@@ -1,4 +1,5 @@
-"""Writing shards: zstd Parquet, deterministic names and bytes, written to a temporary name and renamed."""
+"""Writing shards: zstd Parquet (a build's own work files: LZ4), deterministic names and bytes, written to a
+temporary name and renamed."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ class ShardWriter:
     depend only on the tables written, in order.
     """
 
-    def __init__(self, root: Path, relpath: str, schema: pa.Schema, config: OutputConfig, digest: bool = True) -> None:
+    def __init__(self, root: Path, relpath: str, schema: pa.Schema, config: OutputConfig, digest: bool = True,
+                 compression: str = "zstd") -> None:
         self.relpath = relpath
         self.digest = digest
         self.path = root / relpath
@@ -49,8 +51,8 @@ class ShardWriter:
         self._writer = pq.ParquetWriter(
             self.tmp,
             schema,
-            compression="zstd",
-            compression_level=config.zstd_level,
+            compression=compression,
+            compression_level=config.zstd_level if compression == "zstd" else None,
             use_dictionary=others,
             write_statistics=others,
             write_page_index=True,
@@ -71,9 +73,10 @@ class ShardWriter:
         return {"path": self.relpath, "rows": self.rows, "bytes": size, "sha256": digest}
 
 
-def write_shard(table: pa.Table, root: Path, relpath: str, config: OutputConfig, digest: bool = True) -> dict[str, Any]:
+def write_shard(table: pa.Table, root: Path, relpath: str, config: OutputConfig, digest: bool = True,
+                compression: str = "zstd") -> dict[str, Any]:
     """Write ``table`` to ``root/relpath`` atomically; returns its manifest entry."""
-    writer = ShardWriter(root, relpath, table.schema, config, digest)
+    writer = ShardWriter(root, relpath, table.schema, config, digest, compression)
     writer.write(table)
     return writer.close()
 
