@@ -55,6 +55,8 @@ from stages.language.enry import (
     detect,
     first_lines,
     header_and_footer,
+    header_languages,
+    is_header,
     language_type,
     languages_by_extension,
     languages_by_filename,
@@ -158,12 +160,17 @@ class Language(RowStage):
         generated: list[bool] = [False] * n
         undecided: dict[int, tuple[str, ...]] = {}  # rows no rule decided, with the classifier's candidates
         guess: list[int] = []  # the rows guesslang sees
+        names = [posixpath.basename(p) for p in paths]
+        # go-enry's .h heuristics for every header at once, through RE2 (None: go-enry decides each)
+        headers = [i for i, name in enumerate(names) if is_header(name)]
+        header_answers = header_languages([bytes(views[i][: self.config.content_bytes]) for i in headers])
+        header_of = dict(zip(headers, header_answers, strict=True)) if header_answers is not None else {}
         for i, (path, view) in enumerate(zip(paths, views, strict=True)):
             data = bytes(view)
             relative = _encoded(path.lstrip("/"))
             vendor[i] = bool(lib.IsVendor(relative))
             generated[i] = bool(lib.IsGenerated(relative, data, len(data)))
-            language, source, candidates = detect(posixpath.basename(path), data, self.config.content_bytes)
+            language, source, candidates = detect(names[i], data, self.config.content_bytes, header_of.get(i))
             if language is not None:
                 languages[i], sources[i] = language, source
                 continue

@@ -6,9 +6,12 @@ config use (``languages_by_filename``, ``languages_by_extension``, ``language_ty
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from enry._c_enry import ffi
 from enry.definitions import lib
 from enry.utils import go_str_slice_to_py
@@ -20,12 +23,14 @@ LANGUAGE_TYPES = ("data", "markup", "programming", "prose")
 CONTENT_BYTES = 32_768
 
 
-def detect(name: str, data: bytes, content_bytes: int = CONTENT_BYTES) -> tuple[str | None, str, tuple[str, ...]]:
+def detect(name: str, data: bytes, content_bytes: int = CONTENT_BYTES,
+           header: str | None = None) -> tuple[str | None, str, tuple[str, ...]]:
     """go-enry's strategies but the classifier on file ``name`` (a base name) with text ``data``.
 
     Returns ``(language, source, ())`` when a rule decided, else ``(None, "none", candidates)``:
     what the classifier would choose among (empty when no rule matched at all). Only the first
-    ``content_bytes`` of ``data`` reach the heuristics.
+    ``content_bytes`` of ``data`` reach the heuristics. ``header``: the answer of go-enry's ``.h``
+    heuristics for this file, computed ahead (``header_languages``); used when they are reached.
     """
     candidates: tuple[str, ...] = ()
     head_foot = header_and_footer(data)
@@ -52,11 +57,62 @@ def detect(name: str, data: bytes, content_bytes: int = CONTENT_BYTES) -> tuple[
     if _MANPAGE.search(name.lower()):
         candidates = ("Roff Manpage", "Roff")
     if "." in name:
-        found = _strategy(lib.GetLanguagesByContent, _encoded(name), data[:content_bytes])
+        if header is not None and is_header(name):
+            found: tuple[str, ...] = (header,)
+        else:
+            found = _strategy(lib.GetLanguagesByContent, _encoded(name), data[:content_bytes])
         if len(found) == 1:
             return found[0], "heuristics", ()
         candidates = found or candidates
     return None, "none", candidates
+
+
+# go-enry's content heuristics for ``.h`` files, its rules verbatim: Objective-C if the first matches,
+# else C++ if the second does, else C. Go's regexp runs them at a few tens of MB/s, and every C header
+# is scanned by every rule (docs/language.md); RE2 (through Arrow, over many files at once) has Go's
+# syntax and semantics (ASCII ``\s``, ``\w`` and ``\b``, ``(?m)`` anchors) and runs them several
+# times faster. ``header_rules_hold`` checks that the installed libenry holds these very strings
+# (else go-enry decides, as before); the tests compare the answers with libenry's on every header
+# of the machine and on edge cases.
+H_OBJECTIVE_C = (r"^\s*(@(interface|class|protocol|property|end|synchronised|selector|implementation)\b"
+                 r'|#import\s+.+\.h[">])')
+H_CPP = (r"^\s*#\s*include <(cstdint|string|vector|map|list|array|bitset|queue|stack|forward_list|unordered_map"
+         r"|unordered_set|(i|o|io)stream)>|^\s*template\s*<|^[ \t]*(try|constexpr)|^[ \t]*catch\s*\(|^[ \t]*(class"
+         r"|(using[ \t]+)?namespace)\s+\w+|^[ \t]*(private|public|protected):$|__has_cpp_attribute|__cplusplus >"
+         r"|std::\w+")
+
+
+def is_header(name: str) -> bool:
+    """Whether go-enry's content heuristics for ``name`` are those of ``.h`` (its last extension, any case)."""
+    return name[-2:].lower() == ".h"
+
+
+@cache
+def header_rules_hold() -> bool:
+    """Whether the installed libenry holds ``H_OBJECTIVE_C`` and ``H_CPP`` as they are written here."""
+    import mmap
+
+    from enry import definitions
+
+    try:
+        with open(Path(definitions.__file__).with_name("libenry.so"), "rb") as f, \
+                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as library:
+            return all(library.find(rule.encode()) >= 0 for rule in (H_OBJECTIVE_C, H_CPP))
+    except (OSError, ValueError):
+        return False
+
+
+def header_languages(texts: list[bytes]) -> list[str] | None:
+    """go-enry's ``.h`` heuristics on each text (already cut to what they read): ``Objective-C``,
+    ``C++`` or ``C``; None when the installed libenry's rules are not these (go-enry then decides)."""
+    if not header_rules_hold():
+        return None
+    if not texts:
+        return []
+    array = pa.array(texts, pa.binary())
+    objective_c = pc.match_substring_regex(array, "(?m)" + H_OBJECTIVE_C).to_pylist()
+    cpp = pc.match_substring_regex(array, "(?m)" + H_CPP).to_pylist()
+    return ["Objective-C" if o else "C++" if c else "C" for o, c in zip(objective_c, cpp, strict=True)]
 
 
 def classify(name: str, data: bytes, candidates: tuple[str, ...], content_bytes: int = CONTENT_BYTES) -> str:
