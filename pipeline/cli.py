@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     where = run.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, metavar="N",
                        help="worker processes of the local Dask cluster (default: one per core; an export under "
-                            "[execution] in_process_below_mb, or --workers 1, runs in this process)")
+                            "[execution] in_process_below_mb, or --workers 1, runs in this process, without Dask "
+                            "below [execution] local_engine_below_mb)")
     where.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
                        help="run on an existing Dask cluster")
     run.add_argument("--repo-metadata", type=Path, default=None, metavar="FILE",
@@ -49,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="an fsspec option for s3:// (or other remote) export and content store, e.g. "
                           "endpoint_url=http://127.0.0.1:9000 or anon=false (repeatable; over [storage])")
     run.add_argument("--threads", type=int, default=1, metavar="N",
-                     help="threads per worker of the local Dask cluster (default: 1)")
+                     help="threads per worker of the local Dask cluster, or partitions at once in this process "
+                          "(default: 1)")
     run.add_argument("--memory-limit", default="auto", metavar="BYTES",
                      help="memory limit of each local worker, e.g. 2GiB (default: the machine's memory / workers)")
     run.add_argument("--parent", default=None, metavar="VERSION",
