@@ -22,7 +22,6 @@ here (union-find), so near dedup's ``label_iterations`` is 1.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,10 +33,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import xxhash
 from tqdm import tqdm
 
-from manifests.reports import BuildReport, PartitionReport, WalkReport, WriteReport
+from manifests.reports import BuildReport, PartitionReport, WriteReport
 from pipeline import walk
 from pipeline.config import Config
 from pipeline.local_corpus import LocalCorpus
@@ -45,14 +43,16 @@ from pipeline.orc import Export
 from pipeline.partition import (
     WORK,
     attach_content,
+    bucket_of,
     check_flow,
+    corpus_stages,
     counters_line,
     finalize_partition,
     keys_schema,
     process_partition,
     read_reduced,
-    reads_kept,
     selection_stages,
+    walked,
     with_address,
 )
 from pipeline.resources import after_reduce, give_back_memory, resource
@@ -78,16 +78,8 @@ class BuildCorpus(LocalCorpus):
         return self._new(attach_content(self.table, rows_dir=self.rows_dir, bucket=bucket, row=row, into=into))
 
 
-class LocalWalk:
+class LocalWalk(walk.ExportWalk):
     """The walk of one export in this process; ``files()`` gives one WALK_SCHEMA row per file."""
-
-    def __init__(self, export: Export, config: Config, log: Callable[[str], None],
-                 as_of: dt.datetime | None = None) -> None:
-        self.export = export
-        self.config = config
-        self.log = log
-        self.as_of = as_of
-        self.report = WalkReport()
 
     def table(self, name: str) -> pa.Table:
         """A table of the export, whole; an empty or absent one is an empty table of the public schema."""
@@ -135,19 +127,10 @@ class LocalWalk:
         origin_table = self.table("origin")
         n_origins = len(pc.unique(origin_table["url"]).drop_null())
         with_credentials = int(pc.sum(origin_table["had_credentials"]).as_py() or 0)
-        problems = roots["problem"].to_pylist()
-        counts: dict[str, int] = {}
-        for problem in problems:
-            if problem is not None:
-                counts[problem] = counts.get(problem, 0) + 1
-        walked = problems.count(None)
-        counts["no_full_visit"] = max(0, n_origins - walked - sum(counts.values()))
-        self.report.origins, self.report.origins_walked = n_origins, walked
-        self.report.origin_problems = {k: counts.get(k, 0) for k in walk.ORIGIN_PROBLEMS}
-        self.report.origins_with_credentials = with_credentials
-        self.log(f"walk: {n_origins} origins, {walked} with a tree to walk")
-        if with_credentials:
-            self.log(f"walk: {with_credentials} origin URL(s) held credentials: their userinfo was removed")
+        problems: dict[str | None, int] = {}
+        for problem in roots["problem"].to_pylist():
+            problems[problem] = problems.get(problem, 0) + 1
+        self.count_origins(n_origins, problems, with_credentials)
 
         good = roots.filter(pc.is_null(roots["problem"]))
         frontier = walk.root_frontier(good)
@@ -202,11 +185,6 @@ def _set(table: pa.Table, name: str, values: Any) -> pa.Table:
     return table.set_column(table.schema.get_field_index(name), name, values)
 
 
-def bucket_of(urls: pa.ChunkedArray, nbuckets: int) -> np.ndarray:
-    """The partition of each row, by its origin URL (as ``pipeline.graph`` buckets them)."""
-    return np.array([xxhash.xxh64_intdigest(u.encode()) % nbuckets for u in urls.to_pylist()], dtype=np.int64)
-
-
 def _write_reduced(table: pa.Table, work: Path, stage: str) -> None:
     """A reduce's rows, one folder per partition (``reduced/<stage>/bucket=N``), as ``read_reduced`` reads them."""
     if table.num_rows == 0:
@@ -257,23 +235,14 @@ def build_local(
     started = time.perf_counter()
     walker = LocalWalk(export, config, log, as_of)
     rows = walker.files()
-    n_files = rows.num_rows
-    total_bytes = int(pc.sum(rows["length"]).as_py() or 0)
-    nbuckets = max(1, math.ceil(total_bytes / config.output.partition_bytes))
-    report = BuildReport(walker.report)
-    report.phases["walk"] = time.perf_counter() - started
-    walker.report.files, walker.report.content_bytes, walker.report.partitions = n_files, total_bytes, nbuckets
-    log(f"walk: {n_files} files, {total_bytes / 1e6:.1f} MB of content, {nbuckets} partition(s)")
-    if n_files == 0:
+    report, nbuckets = walked(walker.report, rows.num_rows, int(pc.sum(rows["length"]).as_py() or 0),
+                              time.perf_counter() - started, config.output.partition_bytes, reuse, log)
+    if rows.num_rows == 0:
         return report
-    reuse = {b: r for b, r in reuse.items() if b < nbuckets}
-    if reuse:
-        log(f"resume: reusing {len(reuse)} of {nbuckets} partition(s) finished by the interrupted run")
-    buckets = bucket_of(rows["origin_url"], nbuckets)
+    buckets = np.array([bucket_of(u, nbuckets) for u in rows["origin_url"].to_pylist()], dtype=np.int64)
     todo = {int(b): rows.filter(pa.array(buckets == b)) for b in np.unique(buckets) if int(b) not in reuse}
     del rows
-    before = [s for s in flow if isinstance(s, CorpusStage) and not reads_kept(s)]
-    after = [s for s in flow if isinstance(s, CorpusStage) and reads_kept(s)]
+    before, after = corpus_stages(flow)
 
     schemas: dict[str, pa.Schema] = {}
     fresh: list[PartitionReport] = []

@@ -10,8 +10,9 @@ dask): the output depends only on the rows, never on the worker or the thread.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import xxhash
 
-from manifests.reports import PartitionReport, Timings, WriteReport, add_counters, add_timing
+from manifests.reports import (
+    BuildReport,
+    PartitionReport,
+    Timings,
+    WalkReport,
+    WriteReport,
+    add_counters,
+    add_timing,
+)
 from pipeline.checkpoint import mark_done
 from pipeline.config import OutputConfig
 from pipeline.resources import resource
@@ -61,6 +71,33 @@ def reads_kept(stage: Stage) -> bool:
 def keys_schema(stage: CorpusStage) -> pa.Schema:
     """What a kept-reading corpus stage's map keys are stored as: its ``key_schema`` after ``bucket``, ``row``."""
     return pa.schema([*_ADDRESS, *stage.key_schema])
+
+
+def bucket_of(url: str, nbuckets: int) -> int:
+    """The input partition of an origin, by its URL (every file of an origin is in one partition)."""
+    return xxhash.xxh64_intdigest(url.encode()) % nbuckets
+
+
+def corpus_stages(flow: Sequence[Stage]) -> tuple[list[CorpusStage], list[CorpusStage]]:
+    """The flow's corpus stages that read the input, and those that read the kept rows."""
+    corpus = [s for s in flow if isinstance(s, CorpusStage)]
+    return [s for s in corpus if not reads_kept(s)], [s for s in corpus if reads_kept(s)]
+
+
+def walked(walk: WalkReport, n_files: int, total_bytes: int, seconds: float, partition_bytes: int,
+           reuse: dict[int, PartitionReport], log: Callable[[str], None]) -> tuple[BuildReport, int]:
+    """The build's report once the walk found ``n_files`` files of ``total_bytes``, and the number of
+    partitions; ``reuse`` (the partitions an interrupted run finished) loses those past that number."""
+    nbuckets = max(1, math.ceil(total_bytes / partition_bytes))
+    report = BuildReport(walk)
+    report.phases["walk"] = seconds
+    walk.files, walk.content_bytes, walk.partitions = n_files, total_bytes, nbuckets
+    log(f"walk: {n_files} files, {total_bytes / 1e6:.1f} MB of content, {nbuckets} partition(s)")
+    for bucket in [b for b in reuse if b >= nbuckets]:
+        del reuse[bucket]
+    if reuse and n_files:
+        log(f"resume: reusing {len(reuse)} of {nbuckets} partition(s) finished by the interrupted run")
+    return report, nbuckets
 
 
 def check_flow(flow: Sequence[Stage]) -> None:

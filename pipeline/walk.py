@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from manifests.reports import WalkReport
 from schemas import TIMESTAMP, WALK_SCHEMA
+
+if TYPE_CHECKING:  # the config pulls in every stage; the walk's functions need none of them
+    from pipeline.config import Config
+    from pipeline.orc import Export
 
 #: Why an origin yields no files: recorded per origin in the manifest (origins are not files).
 ORIGIN_PROBLEMS = (
@@ -67,6 +73,33 @@ LEVEL_SCHEMA = pa.schema(
 )
 
 _MAX_ALIAS_DEPTH = 8
+
+
+class ExportWalk:
+    """The walk of one export, as an engine runs it (``files()``: one WALK_SCHEMA row per file), and
+    what it counts (``report``)."""
+
+    def __init__(self, export: Export, config: Config, log: Callable[[str], None],
+                 as_of: dt.datetime | None = None) -> None:
+        self.export = export
+        self.config = config
+        self.log = log
+        self.as_of = as_of
+        self.report = WalkReport()
+
+    def count_origins(self, n_origins: int, problems: Mapping[str | None, int], with_credentials: int) -> None:
+        """Record the origins: how many, how many have a tree to walk (``problems[None]``), why the
+        others have none (an origin with no full visit has no row in ``problems``), how many URLs held
+        credentials; and say it in the log."""
+        counts = {k: v for k, v in problems.items() if k is not None}
+        walked = problems.get(None, 0)
+        counts["no_full_visit"] = max(0, n_origins - walked - sum(counts.values()))
+        self.report.origins, self.report.origins_walked = n_origins, walked
+        self.report.origin_problems = {k: counts.get(k, 0) for k in ORIGIN_PROBLEMS}
+        self.report.origins_with_credentials = with_credentials
+        self.log(f"walk: {n_origins} origins, {walked} with a tree to walk")
+        if with_credentials:
+            self.log(f"walk: {with_credentials} origin URL(s) held credentials: their userinfo was removed")
 
 
 def strip_credentials(table: pa.Table, name: str) -> pa.Table:

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +27,6 @@ import dask
 import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
-import xxhash
 from dask.distributed import Client
 
 from manifests.reports import BuildReport, PartitionReport, WriteReport
@@ -47,14 +45,16 @@ from pipeline.graph.export_walk import Walk
 from pipeline.orc import Export
 from pipeline.partition import (
     WORK,
+    bucket_of,
     check_flow,
+    corpus_stages,
     counters_line,
     finalize_partition,
     keys_schema,
     process_partition,
     read_reduced,
-    reads_kept,
     selection_stages,
+    walked,
     with_address,
 )
 from pipeline.resources import resource
@@ -65,7 +65,7 @@ __all__ = ["build", "check_flow", "dask_client"]
 
 
 def _bucket(df: pd.DataFrame, nbuckets: int) -> pd.DataFrame:
-    buckets = [xxhash.xxh64_intdigest(url.encode()) % nbuckets for url in df["origin_url"]]
+    buckets = [bucket_of(url, nbuckets) for url in df["origin_url"]]
     return df.assign(bucket=pd.Series(buckets, index=df.index, dtype="int64"))
 
 
@@ -135,23 +135,15 @@ def build(
     walker = Walk(export, config, log, as_of)
     rows = walker.files().persist()
     n_files, total_bytes = dask.compute(rows.shape[0], rows.length.sum())
-    n_files, total_bytes = int(n_files), int(total_bytes or 0)
-    nbuckets = max(1, math.ceil(total_bytes / config.output.partition_bytes))
-    report = BuildReport(walker.report)
-    report.phases["walk"] = time.perf_counter() - started
-    walker.report.files, walker.report.content_bytes, walker.report.partitions = n_files, total_bytes, nbuckets
-    log(f"walk: {n_files} files, {total_bytes / 1e6:.1f} MB of content, {nbuckets} partition(s)")
-    if n_files == 0:
+    report, nbuckets = walked(walker.report, int(n_files), int(total_bytes or 0), time.perf_counter() - started,
+                              config.output.partition_bytes, reuse, log)
+    if int(n_files) == 0:
         return report
-    reuse = {b: r for b, r in reuse.items() if b < nbuckets}
-    if reuse:
-        log(f"resume: reusing {len(reuse)} of {nbuckets} partition(s) finished by the interrupted run")
     bucketed = rows.map_partitions(_bucket, nbuckets, meta=_bucket(rows._meta, 1))
     if reuse:
         bucketed = bucketed[~bucketed.bucket.isin(sorted(reuse))]
     todo = bucketed.shuffle("bucket", npartitions=max(1, nbuckets - len(reuse))).persist()
-    before = [s for s in flow if isinstance(s, CorpusStage) and not reads_kept(s)]
-    after = [s for s in flow if isinstance(s, CorpusStage) and reads_kept(s)]
+    before, after = corpus_stages(flow)
 
     schemas: dict[str, pa.Schema] = {}
     if len(reuse) < nbuckets:

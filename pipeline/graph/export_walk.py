@@ -7,18 +7,14 @@ then ``content`` and ``skipped_content``. Each step is a pure Arrow function of 
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
-from collections.abc import Callable
 
 import dask
 import dask.dataframe as dd
 import pandas as pd
 from tqdm import tqdm
 
-from manifests.reports import WalkReport
 from pipeline import walk
-from pipeline.config import Config
 from pipeline.graph.cluster import arrow_fn, to_pandas
 from pipeline.orc import Export, Piece
 from schemas import WALK_SCHEMA
@@ -30,16 +26,8 @@ def _read_piece(piece: Piece, export: Export) -> pd.DataFrame:
     return to_pandas(walk.strip_credentials(export.read(piece), piece.table))
 
 
-class Walk:
+class Walk(walk.ExportWalk):
     """The walk of one export as Dask work; ``files()`` gives one WALK_SCHEMA row per file."""
-
-    def __init__(self, export: Export, config: Config, log: Callable[[str], None],
-                 as_of: dt.datetime | None = None) -> None:
-        self.export = export
-        self.config = config
-        self.log = log
-        self.as_of = as_of
-        self.report = WalkReport()
 
     def table(self, name: str) -> dd.DataFrame:
         """A table of the export; an empty or absent one is an empty frame of the public schema."""
@@ -102,15 +90,8 @@ class Walk:
         n_origins, problems, with_credentials = dask.compute(
             origin_table.url.nunique(), roots.problem.value_counts(dropna=False), origin_table.had_credentials.sum()
         )
-        counts = {str(k): int(v) for k, v in problems.items() if not pd.isna(k)}
-        walked = int(sum(v for k, v in problems.items() if pd.isna(k)))
-        counts["no_full_visit"] = max(0, int(n_origins) - walked - sum(counts.values()))
-        self.report.origins, self.report.origins_walked = int(n_origins), walked
-        self.report.origin_problems = {k: counts.get(k, 0) for k in walk.ORIGIN_PROBLEMS}
-        self.report.origins_with_credentials = int(with_credentials)
-        self.log(f"walk: {n_origins} origins, {walked} with a tree to walk")
-        if with_credentials:
-            self.log(f"walk: {int(with_credentials)} origin URL(s) held credentials: their userinfo was removed")
+        self.count_origins(int(n_origins), {None if pd.isna(k) else str(k): int(v) for k, v in problems.items()},
+                           int(with_credentials))
 
         good = roots[roots.problem.isna()]
         frontier = good.map_partitions(
