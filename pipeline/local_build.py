@@ -65,14 +65,16 @@ _READ_THREADS = 8  # pieces of the export read at once (an object store answers 
 
 class BuildCorpus(LocalCorpus):
     """A ``LocalCorpus`` whose ``with_content`` reads the kept rows a build left (as ``DaskCorpus``
-    does), a whole table at a time."""
+    does), a whole table at a time; ``tick`` is called once per step (the reduce's progress bar)."""
 
-    def __init__(self, table: pa.Table, resource: Any, rows_dir: str) -> None:
+    def __init__(self, table: pa.Table, resource: Any, rows_dir: str, tick: Callable[[], Any] = lambda: None) -> None:
         super().__init__(table, resource)
         self.rows_dir = rows_dir
+        self.tick = tick
 
     def _new(self, table: pa.Table) -> BuildCorpus:
-        return BuildCorpus(table, self.resource, self.rows_dir)
+        self.tick()
+        return BuildCorpus(table, self.resource, self.rows_dir, self.tick)
 
     def with_content(self, bucket: str, row: str, into: str) -> BuildCorpus:
         return self._new(attach_content(self.table, rows_dir=self.rows_dir, bucket=bucket, row=row, into=into))
@@ -206,6 +208,11 @@ def _read_keys(work: Path, stage: CorpusStage) -> pa.Table:
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
+def _phase_bar(desc: str) -> tqdm:
+    """A progress bar (on a terminal only) of a phase's steps, whose number is not known ahead."""
+    return tqdm(desc=desc, unit="step", disable=None, file=sys.stderr)
+
+
 def _run(tasks: list[Callable[[], Any]], threads: int, desc: str) -> list[Any]:
     """Run ``tasks`` on ``threads`` threads with a progress bar (on a terminal); results in completion order."""
     results = []
@@ -256,9 +263,10 @@ def build_local(
                 for selector in selection:
                     table = selector.process(table, resource(selector)).kept
                 keys.append(with_address(stage.map(table, resource(stage)), bucket, None).cast(schema))
-            corpus = BuildCorpus(pa.concat_tables(keys), resource(stage), str(work / "rows"))
-            reduced = stage.reduce(corpus)
-            _write_reduced(reduced.rows.table, work, stage.name)
+            with _phase_bar(f"{stage.name} reduce") as bar:
+                corpus = BuildCorpus(pa.concat_tables(keys), resource(stage), str(work / "rows"), bar.update)
+                reduced = stage.reduce(corpus)
+                _write_reduced(reduced.rows.table, work, stage.name)
             after_reduce(stage)
             report.phases[f"{stage.name} reduce"] = time.perf_counter() - started
             schemas[stage.name] = reduced.schema
@@ -289,9 +297,10 @@ def build_local(
         for dropped in dropped_before:  # less the rows earlier such stages dropped
             gone = pc.is_in(_address(keys), value_set=_address(dropped))
             keys = keys.filter(pc.invert(gone))
-        reduced = stage.reduce(BuildCorpus(keys, resource(stage), str(work / "rows")))
-        rows_reduced = reduced.rows.table
-        _write_reduced(rows_reduced, work, stage.name)
+        with _phase_bar(f"{stage.name} reduce") as bar:
+            reduced = stage.reduce(BuildCorpus(keys, resource(stage), str(work / "rows"), bar.update))
+            rows_reduced = reduced.rows.table
+            _write_reduced(rows_reduced, work, stage.name)
         after_reduce(stage)
         report.phases[f"{stage.name} reduce"] = time.perf_counter() - started
         dropped_before.append(rows_reduced.filter(pc.is_valid(rows_reduced["reason"])).select(["bucket", "row"]))

@@ -16,7 +16,7 @@ from pipeline.cli import main
 from pipeline.config import Config
 from pipeline.graph.cluster import dask_client
 from pipeline.graph.export_walk import Walk
-from pipeline.local_build import LocalWalk
+from pipeline.local_build import BuildCorpus, LocalWalk
 from pipeline.orc import Export
 from pipeline.partition import ROW_ORDER
 from tests.conftest import GRAPH_EXAMPLE, SAMPLE_EXPORT
@@ -110,3 +110,15 @@ def test_the_sample_builds_without_dask(tmp_path: Path, capsys: pytest.CaptureFi
     assert done.returncode == 0, done.stderr
     assert "engine: this process, no Dask" in done.stderr
     assert done.stdout.strip().splitlines()[-1] == "no dask"
+
+
+def test_a_reduce_without_dask_counts_its_steps() -> None:
+    """Each step of a reduce on the engine without Dask moves its progress bar, as on Dask."""
+    ticks: list[int] = []
+    corpus = BuildCorpus(pa.table({"k": [2, 1, 2]}), None, "/nowhere", tick=lambda: ticks.append(1))
+    schema = pa.schema([pa.field("k", pa.int64())])
+    grouped = corpus.group("k", lambda table, _: table, schema)
+    assert grouped.table["k"].to_pylist() == [1, 2, 2]
+    assert len(ticks) == 2  # the sort, then the map
+    grouped.map(lambda table, _: table, schema)
+    assert len(ticks) == 3
