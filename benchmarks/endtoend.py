@@ -143,6 +143,28 @@ def digests(output: Path) -> dict[str, str]:
             for folder in ("data", "dropped") for p in sorted((version / folder).rglob("*.parquet"))}
 
 
+_WALK = """
+import json, resource, sys, time
+from pipeline.config import Config
+from pipeline.local_build import LocalWalk
+from pipeline.orc import Export
+export = Export(sys.argv[1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.process_time()
+rows = LocalWalk(export, Config(), lambda m: None).files()
+print(json.dumps({"orc_mb": export.total_bytes() / 1e6, "rows": rows.num_rows, "rows_mb": rows.nbytes / 1e6,
+                  "cpu_s": time.process_time() - started,
+                  "peak_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024}))
+"""
+
+
+def walk_memory(export: Path) -> dict:
+    """The walk without Dask alone, in a fresh process: the export's ORC MB, the rows, and the growth of the
+    process's peak RSS over the walk (its imports done first)."""
+    done = subprocess.run([sys.executable, "-c", _WALK, str(export)], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
 def row(name: str, repos: str, r: dict) -> str:
     m, t = r["manifest"], r["run"]
     mb = m["walk"]["content_bytes"] / 1e6
@@ -181,10 +203,12 @@ def main() -> None:
         results.append(("bundled sample (the README's run)", "2", run(None, args.work / "out-sample")))
         results.append(("bundled sample, on Dask", "2", run(None, args.work / "out-sample-dask", dask=True)))
         same.append(("bundled sample", digests(args.work / "out-sample") == digests(args.work / "out-sample-dask")))
+    walks = []
     for mb in args.mb:
         export, n, copies = make_export(args.work, mb)
         repos = f"{n}" + (f" ({copies} copies)" if copies else "")
         results.append((f"{mb:g} MB", repos, run(export, args.work / f"out-{mb:g}")))
+        walks.append((f"{mb:g} MB", walk_memory(export)))
         if mb in args.dask_mb:
             results.append((f"{mb:g} MB, on Dask", repos, run(export, args.work / f"out-{mb:g}-dask", dask=True)))
             same.append((f"{mb:g} MB", digests(args.work / f"out-{mb:g}") == digests(args.work / f"out-{mb:g}-dask")))
@@ -200,6 +224,10 @@ def main() -> None:
     print("\nPhases (wall seconds) and memory before and after the License reduce ends:")
     for name, _, r in results:
         print(f"- {name}: {phases(r)}")
+    print("\nThe walk without Dask alone, in a fresh process (it holds the export's tables and the walk's rows):")
+    for name, w in walks:
+        print(f"- {name}: {w['orc_mb']:.1f} MB of ORC, {w['rows']:,} rows ({w['rows_mb']:.0f} MB), "
+              f"{w['cpu_s']:.1f} CPU s, peak RSS {w['peak_mb']:.0f} MB over the process's before the walk")
     if same:
         print("\nShards and ledger byte-identical without and on Dask: "
               + ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in same))

@@ -47,7 +47,8 @@ SECTIONS = (
         "at 12 MB/s per core, memory flat as the export grows. The share of each stage shows where the next "
         "bottleneck is. These runs take the engine without Dask (`pipeline.local_build`); the rows \"on "
         "Dask\" build the same export on one Dask worker in the process (`[execution] local_engine_below_mb "
-        "= 0`), the engine such runs took before, and the last line compares their shards.",
+        "= 0`), the engine such runs took before, and the last line compares their shards. The walk without "
+        "Dask is also measured alone, for its memory.",
         ("-m", "benchmarks.endtoend", "--mb", "36", "100", "300", "1000", "--work", f"{WORK}/e2e"),
     ),
     Section(

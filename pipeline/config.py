@@ -69,13 +69,13 @@ class ExecutionConfig:
     index loaded once instead of once per process. 0 turns the size rule off.
     ``local_engine_below_mb``: such an in-process run, on an export whose ORC tables total less than
     this (MB), runs without Dask (``pipeline.local_build``: the same shards, none of Dask's fixed
-    cost; its walk holds the export's tables in memory, about ten times their ORC size); a larger one
-    runs on one Dask worker in this process. 0: always Dask.
+    cost; its walk holds the export's tables and the walk's rows in memory: docs/scale.md); a larger
+    one runs on one Dask worker in this process. 0: always Dask.
     """
 
     fetch_threads: int = 8
     in_process_below_mb: float = 8.0
-    local_engine_below_mb: float = 512.0
+    local_engine_below_mb: float = 64.0
     components_partition_edges: int = 1_000_000
     checkpoint: bool = True
 
