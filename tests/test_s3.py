@@ -68,13 +68,14 @@ def server() -> Iterator[Server]:
         s.stop()
 
 
-def run(output: Path, home: Path, endpoint: str, *args: str) -> subprocess.CompletedProcess:
-    """A build in a process with no credentials: no AWS_* variables but the endpoint, an empty HOME."""
+def run(output: Path, home: Path, endpoint: str, *args: str, workers: int = 1) -> subprocess.CompletedProcess:
+    """A build in a process with no credentials: no AWS_* variables but the endpoint, an empty HOME
+    (``workers``: 1 builds in that process, without Dask; more are Dask worker processes)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(HOME=str(home), AWS_ENDPOINT_URL=endpoint, AWS_EC2_METADATA_DISABLED="true")
     home.mkdir(exist_ok=True)
-    command = [sys.executable, "-m", "pipeline", "run", "--version", "1", "--output", str(output), "--workers", "1",
-               *args]
+    command = [sys.executable, "-m", "pipeline", "run", "--version", "1", "--output", str(output), "--workers",
+               str(workers), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -104,6 +105,16 @@ def test_an_s3_export_and_store_read_anonymously_give_the_same_shards(
     blob_gets = [m for m in requests if "GET /softwareheritage-test/content/" in m]
     assert len(blob_gets) > 40  # the blobs of the walked trees were read ...
     assert not [m for m in requests if '"HEAD ' in m]  # ... with one GET each: no HEAD, blobs or ORC files
+
+
+def test_an_s3_build_on_dask_worker_processes_gives_the_same_shards(server: Server, local: Path,
+                                                                     tmp_path: Path) -> None:
+    """The same bucket read by two Dask worker processes, each with its own s3fs clients."""
+    done = run(tmp_path / "out", tmp_path / "home", server.url, "--input", f"s3://{BUCKET}/{GRAPH}",
+               "--content-store", f"s3://{BUCKET}", workers=2)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "engine: this process" not in done.stderr
+    assert shards(tmp_path / "out" / "v1") == shards(local)
 
 
 def test_a_missing_a_truncated_and_a_denied_blob_are_three_ledger_rows(server: Server, local: Path,
