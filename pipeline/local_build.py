@@ -57,10 +57,10 @@ from pipeline.partition import (
 )
 from pipeline.resources import after_reduce, give_back_memory, resource
 from schemas import WALK_SCHEMA
-from stages.base import CorpusStage
+from stages.base import CorpusStage, Stage
 
 _MAX_DEPTH = 10_000  # directory trees are acyclic; this only guards against a corrupt export
-_READ_THREADS = 8  # pieces of the export read at once (an object store answers each in ~100 ms)
+_READ_THREADS = 8  # pieces of the export read at once (an object store's reads are latency-bound)
 
 
 class BuildCorpus(LocalCorpus):
@@ -93,8 +93,9 @@ class LocalWalk(walk.ExportWalk):
             tables = list(pool.map(lambda p: walk.strip_credentials(self.export.read(p), name), pieces))
         return pa.concat_tables([empty, *tables], promote_options="permissive")
 
-    def origins(self) -> pa.Table:
-        """One row per origin that has a full visit: its snapshot, branch, revision and root tree."""
+    def origins(self, known: pa.Array | None) -> pa.Table:
+        """One row per origin that has a full visit: its snapshot, branch, revision and root tree
+        (``known``: the ids of the directories the export has, None when it has no directory table)."""
         visits = walk.latest_full_visits(self.table("origin_visit_status"), self.as_of)
         visit_dates = self.table("origin_visit").rename_columns({"date": "visit_date"})
         visits = _join(visits, visit_dates, ["origin", "visit"], "left outer")
@@ -112,20 +113,18 @@ class LocalWalk(walk.ExportWalk):
         revisions = self.table("revision").rename_columns(
             {"id": "revision_id", "directory": "directory_id", "date": "revision_date"})
         roots = walk.check_revisions(_join(heads, revisions, "revision_id", "left outer"))
-        if self.export.files("directory"):  # tell a root tree missing from the export from an empty one
-            known = pc.is_in(roots["directory_id"], value_set=self._directories())
+        if known is not None:  # tell a root tree missing from the export from an empty one
+            found = pc.fill_null(pc.is_in(roots["directory_id"], value_set=known), False)
             missing = pc.and_(pc.and_(pc.is_null(roots["problem"]), pc.is_valid(roots["directory_id"])),
-                              pc.invert(pc.fill_null(known, False)))
+                              pc.invert(found))
             roots = _set(roots, "problem", pc.if_else(missing, "directory_missing", roots["problem"]))
         return _join(roots, visits.select(["origin", "visit_date"]), "origin", "left outer")
 
-    def _directories(self) -> pa.Array:
-        """The ids of the directories the export has."""
-        return pc.unique(self.table("directory")["id"])
-
     def files(self) -> pa.Table:
         """Every file of every walked tree, joined with content and provenance (WALK_SCHEMA)."""
-        roots = self.origins()
+        check = bool(self.export.files("directory"))
+        known = pc.unique(self.table("directory")["id"]) if check else None  # read once, for both uses
+        roots = self.origins(known)
         origin_table = self.table("origin")
         n_origins = len(pc.unique(origin_table["url"]).drop_null())
         with_credentials = int(pc.sum(origin_table["had_credentials"]).as_py() or 0)
@@ -137,8 +136,6 @@ class LocalWalk(walk.ExportWalk):
         good = roots.filter(pc.is_null(roots["problem"]))
         frontier = walk.root_frontier(good)
         entries = self.table("directory_entry")
-        check = bool(self.export.files("directory"))
-        known = self._directories() if check else None
         file_levels, submodules, missing = [], 0, 0
         bar = tqdm(desc="walk", unit="level", disable=None, file=sys.stderr)
         for depth in range(_MAX_DEPTH):
@@ -226,7 +223,7 @@ def _run(tasks: list[Callable[[], Any]], threads: int, desc: str) -> list[Any]:
 
 def build_local(
     export: Export,
-    flow: Sequence[CorpusStage | Any],
+    flow: Sequence[Stage],
     staging: Path,
     config: Config,
     threads: int = 1,

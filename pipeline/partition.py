@@ -42,9 +42,9 @@ from stages.base import CorpusStage, RowStage, Stage
 ROW_ORDER = [("origin_url", "ascending"), ("path", "ascending"), ("content_id", "ascending")]
 LANGUAGE_UNKNOWN = "unknown"
 WORK = ".work"  # inside the staging folder; removed before the version is committed
-#: The work folder's files (kept rows, keys, ledger) are read back once by the same build: LZ4 writes
-#: and reads them faster than the shards' zstd (docs/performance.md measures whole builds); their row
-#: groups, which the shards' follow, do not depend on the codec.
+#: The work folder's files (kept rows, keys, ledger) are read back once by the same build and are never
+#: part of a version: LZ4, which spends less CPU per byte than the shards' zstd; their row groups,
+#: which the shards' follow, do not depend on the codec.
 WORK_COMPRESSION = "lz4"
 _ADDRESS = [pa.field("bucket", pa.int32()), pa.field("row", pa.int64())]
 

@@ -35,6 +35,7 @@ from pipeline.partition import WORK
 from pipeline.storage import fsspec_options
 from pipeline.versions import choose_parent, finished_versions, version_dir
 from pipeline.writer import sha256_file
+from stages.base import Stage
 from stages.decontaminate import Decontaminate
 from stages.license import LicenseCache
 from stages.metadata import RepoMetadata, file_sha256, read_metadata
@@ -178,7 +179,7 @@ def run_version(
     return target
 
 
-def _build_on_dask(export: Export, flow: list[Any], staging: Path, config: Config, workers: int | None,
+def _build_on_dask(export: Export, flow: list[Stage], staging: Path, config: Config, workers: int | None,
                    scheduler: str | None, memory_limit: str | int, threads: int, in_process: bool, version: str,
                    log: Callable[[str], None], reuse: dict[int, PartitionReport], as_of: dt.datetime | None
                    ) -> BuildReport:

@@ -34,7 +34,6 @@ from pipeline.config import Config
 from pipeline.graph.cluster import (
     after_reduce,
     dask_client,
-    give_back_memory,
     phase_bar,
     run_with_bar,
     to_arrow,
@@ -57,7 +56,7 @@ from pipeline.partition import (
     walked,
     with_address,
 )
-from pipeline.resources import resource
+from pipeline.resources import give_back_memory, resource
 from schemas import WALK_SCHEMA
 from stages.base import CorpusStage, RowStage, Stage
 

@@ -1,4 +1,4 @@
-"""The Dask client, Arrow ⇄ pandas at the task boundary, progress bars and memory hygiene."""
+"""The Dask client, Arrow ⇄ pandas at the task boundary, progress bars, and the step between reduces."""
 
 from __future__ import annotations
 
@@ -13,11 +13,6 @@ import pandas as pd
 import pyarrow as pa
 from dask.distributed import Client, LocalCluster, as_completed
 from tqdm import tqdm
-
-from pipeline.resources import give_back_memory
-
-__all__ = ["after_reduce", "arrow_fn", "dask_client", "give_back_memory", "phase_bar", "run_with_bar",
-           "to_arrow", "to_pandas"]
 
 
 @contextmanager
